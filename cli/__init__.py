@@ -1,0 +1,1 @@
+"""nx.cli: the Typer command-line layer over nx.engine."""

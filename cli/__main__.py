@@ -1,0 +1,3 @@
+from nx.cli.app import main
+
+main()

@@ -1,0 +1,102 @@
+"""Shared pieces of the CLI: consoles, common options, rich progress, JSON output."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichBar
+
+from nx.engine.paths import DATA_DIR_ENV, DEFAULT_DATA_VERSION
+from nx.engine.progress import Progress, ProgressTask
+
+# People read stderr; stdout is kept for machine-readable output (--json).
+err_console = Console(stderr=True, soft_wrap=True)
+
+DataDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar=DATA_DIR_ENV,
+        help=f"Data directory holding <version>/ folders (env {DATA_DIR_ENV}).",
+    ),
+]
+DataVersionOption = Annotated[
+    str, typer.Option("--data-version", help="Numerai data version, e.g. v5.2 or v5.3.")
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document to stdout and nothing else there.")
+]
+DEFAULT_DATA_DIR = Path("data")
+__all__ = ["DEFAULT_DATA_VERSION"]
+
+
+class _RichTask(ProgressTask):
+    def __init__(self, bar: RichBar, task_id: int) -> None:
+        self._bar, self._id = bar, task_id
+
+    def advance(self, amount: float = 1) -> None:
+        self._bar.advance(self._id, amount)
+
+    def update(self, *, total: float | None = None, completed: float | None = None) -> None:
+        self._bar.update(self._id, total=total, completed=completed)
+
+
+class RichProgress(Progress):
+    """Progress bars with elapsed time and ETA on stderr; silent when ``quiet``."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    @contextmanager
+    def task(self, description: str, total: float | None = None) -> Iterator[ProgressTask]:
+        if self.quiet:
+            yield ProgressTask()
+            return
+        bar = RichBar(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        )
+        with bar:
+            yield _RichTask(bar, bar.add_task(description, total=total))
+
+    def warn(self, message: str) -> None:
+        err_console.print(f"[yellow]Warning:[/yellow] {message}", highlight=False)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become null; numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def print_json(document: Any) -> None:
+    """Write exactly one JSON document (NaN as null) to stdout."""
+    sys.stdout.write(json.dumps(_json_safe(document), indent=2) + "\n")
+    sys.stdout.flush()

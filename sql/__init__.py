@@ -1,0 +1,1 @@
+"""DuckDB queries run by the nx data layer (read with importlib.resources)."""
