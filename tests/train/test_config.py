@@ -1,0 +1,124 @@
+"""Config loading: formats, reference defaults, and one-line errors naming key and file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nx.engine.config import load_config, parse_config
+from nx.engine.errors import ConfigError
+from tests.train.conftest import FAST_LGBM, write_config
+
+REFERENCE_PY = """
+CONFIG = {'data': {'data_version': 'v5.2',
+          'embargo_eras': 13,
+          'era_col': 'era',
+          'feature_set': 'medium',
+          'target_col': 'target'},
+ 'model': {'params': {'colsample_bytree': 0.1,
+                      'learning_rate': 0.01,
+                      'max_depth': 5,
+                      'n_estimators': 2000,
+                      'num_leaves': 31,
+                      'random_state': 1337},
+           'type': 'LGBMRegressor'},
+ 'output': {'output_dir': 'agents/baselines',
+            'results_name': 'small_lgbm_ender20_baseline'},
+ 'preprocessing': {'missing_value': 2.0, 'nan_missing_all_twos': False},
+ 'training': {'cv': {'embargo': 13,
+                     'enabled': True,
+                     'min_train_size': 0,
+                     'mode': 'expanding',
+                     'n_splits': 5}}}
+"""
+
+
+def test_reference_defaults():
+    config = parse_config({"model": {"params": {}}}, "c.toml")
+    assert config.data.model_dump() == {
+        "data_version": "v5.2",
+        "feature_set": "small",
+        "target_col": "target",
+        "era_col": "era",
+        "id_col": "id",
+        "full_data_path": None,
+        "benchmark_data_path": None,
+        "embargo_eras": 13,
+        "benchmark_model": "v52_lgbm_ender20",
+    }
+    assert config.preprocessing.nan_missing_all_twos is False
+    assert config.preprocessing.missing_value == 2.0
+    assert config.training.max_train_samples is None and config.training.sample_seed == 1337
+    cv = config.training.cv
+    assert (cv.enabled, cv.n_splits, cv.mode, cv.min_train_size) == (True, 5, "expanding", 0)
+    assert config.cv_embargo == 13  # taken from data.embargo_eras
+    assert config.model.type == "LGBMRegressor" and config.model.x_groups == ["features"]
+    assert config.name == "c"
+
+
+def test_python_json_and_toml_configs_agree(tmp_path):
+    py = load_config(write_config(tmp_path / "ref.py", REFERENCE_PY))
+    assert py.name == "small_lgbm_ender20_baseline"
+    assert py.data.feature_set == "medium" and py.model.params["n_estimators"] == 2000
+    raw = py.model_dump(mode="json")
+    as_json = load_config(write_config(tmp_path / "ref.json", json.dumps(raw)))
+    assert as_json.model_dump() == py.model_dump()
+    toml = load_config(write_config(tmp_path / "fast.toml", FAST_LGBM))
+    assert toml.model.params["n_estimators"] == 20 and toml.name == "fast"
+
+
+def test_target_transform_by_name_and_defaults():
+    config = parse_config(
+        {"model": {"params": {}, "target_transform": "subtract_benchmark"}}, "c.toml"
+    )
+    transform = config.model.target_transform
+    assert transform.type == "subtract_benchmark" and transform.scale == 0.07
+    assert config.transform_benchmark_col == "v52_lgbm_ender20"
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragments"),
+    [
+        (
+            {"model": {"params": {}}, "data": {"feature_sett": "x"}},
+            ["data.feature_sett", "unknown key"],
+        ),
+        ({"model": {"params": {}}, "colour": 1}, ["colour", "unknown key"]),
+        ({"model": {"type": "LGBMRegressor"}}, ["model.params", "missing"]),
+        ({"data": {}}, ["model", "missing"]),
+        (
+            {"model": {"params": {}}, "training": {"cv": {"n_splits": "five"}}},
+            ["training.cv.n_splits"],
+        ),
+        ({"model": {"params": {}}, "training": {"cv": {"mode": "random"}}}, ["training.cv.mode"]),
+        ({"model": {"params": []}}, ["model.params"]),
+        ({"model": {"params": {}, "x_groups": ["features", "targets"]}}, ["model.x_groups"]),
+        ({"model": {"params": {}, "x_groups": ["baseline"]}}, ["model.baseline", "missing"]),
+        (
+            {"model": {"params": {}, "target_transform": {"type": "boost"}}},
+            ["model.target_transform"],
+        ),
+    ],
+)
+def test_invalid_configs_name_file_and_key(raw, fragments):
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, "exp/my.toml")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("exp/my.toml: ")
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_file_level_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match="unsupported config format"):
+        load_config(write_config(tmp_path / "c.yaml", "a: 1"))
+    with pytest.raises(ConfigError, match="no CONFIG"):
+        load_config(write_config(tmp_path / "c.py", "X = 1"))
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write_config(tmp_path / "bad.toml", "[model\n"))
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(write_config(tmp_path / "bad.json", "{"))
