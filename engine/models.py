@@ -73,6 +73,21 @@ class MatrixSource:
             block = np.hstack([block, self.extra[rows].astype(dtype)])
         return block
 
+    def sample_columns(self, rows: np.ndarray):
+        """Each model column over ``rows`` as float64 (NaN rules applied), one at a time."""
+        block = self.features[rows]  # stored dtype: the only full-width copy
+        missing = None
+        if self.nan_mask is not None and self.era_codes is not None:
+            missing = self.nan_mask[self.era_codes[rows]]
+        for j in range(block.shape[1]):
+            column = block[:, j].astype(np.float64)
+            if missing is not None:
+                column[missing[:, j]] = np.nan
+            yield column
+        if self.extra is not None:
+            for j in range(self.extra.shape[1]):
+                yield self.extra[rows, j].astype(np.float64)
+
     def batches(self, rows: np.ndarray, batch_rows: int = BATCH_ROWS):
         for start in range(0, len(rows), batch_rows):
             yield self.take(rows[start : start + batch_rows])
@@ -177,7 +192,7 @@ def _fit_lightgbm(
     lightgbm.register_logger(_StderrLogger())
 
     class RowSequence(lightgbm.Sequence):
-        """The fold's rows, read in batches (float32) or one by one (float64, sampling)."""
+        """The fold's rows, handed to LightGBM in float32 batches."""
 
         batch_size = BATCH_ROWS
 
@@ -189,16 +204,36 @@ def _fit_lightgbm(
                 return source.take(rows[index])
             return source.take(rows[[index]], np.float64)[0]
 
+    class StreamedDataset(lightgbm.Dataset):
+        """LightGBM's own Sequence path with a leaner bin sample.
+
+        LightGBM samples ``bin_construct_sample_cnt`` rows (same indices as for a
+        matrix) and stacks them as one dense float64 block; here the sampled rows
+        are gathered in their stored dtype and converted one column at a time,
+        which gives the same per-column values with a fraction of the memory.
+        """
+
+        def _Dataset__sample(self, *, seqs, total_nrow):
+            indices = self._create_sample_indices(total_nrow=total_nrow)
+            positions = np.arange(len(indices), dtype=np.int32)
+            values, kept = [], []
+            for column in source.sample_columns(rows[indices]):
+                keep = (np.abs(column) > lightgbm.basic.ZERO_THRESHOLD) | np.isnan(column)
+                values.append(column[keep])
+                kept.append(positions[keep])
+            return values, kept
+
     def train(params: dict[str, Any]) -> Any:
         train_params, rounds = lightgbm_train_params(params)
-        dataset = lightgbm.Dataset(
+        dataset = StreamedDataset(
             RowSequence(),
             label=target,
             feature_name=source.columns,
             params=train_params,
             free_raw_data=True,
         )
-        return lightgbm.train(train_params, dataset, num_boost_round=rounds)
+        booster = lightgbm.train(train_params, dataset, num_boost_round=rounds)
+        return booster.free_dataset()
 
     try:
         booster = train(spec.params)

@@ -37,7 +37,7 @@ from nx.engine.models import MatrixSource, ModelSpec, check_model_type
 from nx.engine.paths import atomic_output, version_dir
 from nx.engine.progress import NO_PROGRESS, Progress
 
-FEATURE_BATCH_ROWS = 65_536
+FEATURE_CHUNK_COLUMNS = 50
 
 
 # ---------------------------------------------------------------- data
@@ -92,18 +92,26 @@ def _schema_names(path: Path) -> list[str]:
         raise DataError(f"{path}: not a readable parquet file ({error}); rebuild it") from None
 
 
-def _read_feature_matrix(path: Path, features: list[str], n_rows: int) -> np.ndarray:
-    """The feature columns as one C-order matrix, filled batch by batch (no full copy)."""
+def _read_feature_matrix(
+    path: Path, features: list[str], n_rows: int, progress: Progress = NO_PROGRESS
+) -> np.ndarray:
+    """The feature columns as one C-order matrix, filled a few columns at a time.
+
+    Integer features (Numerai's 0..4 bins) stay int8; anything else becomes float32.
+    Reading column chunks keeps the extra memory to one chunk, never a second table.
+    """
     schema = pq.read_schema(path)
     integer = all(str(schema.field(name).type).startswith(("int", "uint")) for name in features)
-    matrix = np.empty((n_rows, len(features)), dtype=np.int8 if integer else np.float32)
-    start = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=FEATURE_BATCH_ROWS, columns=features):
-        end = start + batch.num_rows
-        for j, column in enumerate(batch.columns):
-            values = column.to_numpy(zero_copy_only=False)
-            matrix[start:end, j] = values
-        start = end
+    dtype = np.int8 if integer else np.float32
+    matrix = np.empty((n_rows, len(features)), dtype=dtype)
+    scan = pl.scan_parquet(path)
+    with progress.task(f"Reading {len(features)} features", total=len(features)) as bar:
+        for start in range(0, len(features), FEATURE_CHUNK_COLUMNS):
+            names = features[start : start + FEATURE_CHUNK_COLUMNS]
+            chunk = scan.select(names).collect()
+            matrix[:, start : start + len(names)] = chunk.to_numpy().astype(dtype, copy=False)
+            del chunk
+            bar.advance(len(names))
     return matrix
 
 
@@ -169,21 +177,21 @@ def load_training_data(
             "rebuild the data or pick another data.feature_set"
         )
 
-    with progress.task(f"Loading {full_path.name}", total=None):
-        frame = (
-            pl.scan_parquet(full_path)
-            .select(
-                pl.col(cfg.id_col).cast(pl.String),
-                pl.col(cfg.era_col).cast(pl.String),
-                pl.col(cfg.target_col).cast(pl.Float64),
-            )
-            .collect()
+    # Small columns first: every check that can fail runs before the long feature read.
+    frame = (
+        pl.scan_parquet(full_path)
+        .select(
+            pl.col(cfg.id_col).cast(pl.String),
+            pl.col(cfg.era_col).cast(pl.String),
+            pl.col(cfg.target_col).cast(pl.Float64),
         )
-        if frame[cfg.id_col].n_unique() != frame.height:
-            raise DataError(f"{full_path}: column {cfg.id_col} has duplicate ids; rebuild it")
-        matrix = _read_feature_matrix(full_path, features, frame.height)
-
+        .collect()
+    )
+    if frame[cfg.id_col].n_unique() != frame.height:
+        raise DataError(f"{full_path}: column {cfg.id_col} has duplicate ids; rebuild it")
     eras = sorted(frame[cfg.era_col].unique().to_list(), key=era_sort_key)
+    if config.training.cv.enabled:
+        folds_for(config, eras)
     era_index = pl.DataFrame({cfg.era_col: eras, "__code": np.arange(len(eras), dtype=np.int32)})
     era_codes = (
         frame.select(cfg.era_col)
@@ -250,6 +258,7 @@ def load_training_data(
         numeric = [era_sort_key(e)[1] if era_sort_key(e)[0] == 0 else i for i, e in enumerate(eras)]
         extra[cfg.era_col] = np.asarray(numeric, dtype=np.float32)[era_codes]
 
+    matrix = _read_feature_matrix(full_path, features, frame.height, progress)
     nan_mask = None
     if config.preprocessing.nan_missing_all_twos:
         nan_mask = _all_missing_mask(

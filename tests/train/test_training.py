@@ -58,11 +58,18 @@ def pandas_oof(data_dir, features, params, n_splits, embargo, max_train_samples=
     return pd.concat(parts)
 
 
-@pytest.mark.parametrize("max_train_samples", [None, 700])
-def test_oof_equals_handwritten_pandas_lightgbm_loop(small_data_dir, max_train_samples):
+@pytest.mark.parametrize(
+    ("max_train_samples", "bin_sample"), [(None, None), (700, None), (None, 300)]
+)
+def test_oof_equals_handwritten_pandas_lightgbm_loop(small_data_dir, max_train_samples, bin_sample):
     extra = f"max_train_samples = {max_train_samples}\n" if max_train_samples else ""
+    params = FAST_LGBM
+    if bin_sample:  # LightGBM bins from a row sample: nx must draw the same rows
+        params = params.replace(
+            "[model.params]", f"[model.params]\nbin_construct_sample_cnt = {bin_sample}"
+        )
     config = config_from(
-        FAST_LGBM
+        params
         + '[data]\nfeature_set = "medium"\nembargo_eras = 3\n'
         + f"[training]\n{extra}[training.cv]\nn_splits = 4\n"
     )

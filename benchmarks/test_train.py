@@ -1,0 +1,138 @@
+"""nx train vs a straightforward pandas pipeline: peak memory and wall time.
+
+Both sides run the same era CV (5 splits, expanding, embargo 4) with the same
+LightGBM parameters on the same synthetic parquet (300 eras x 2,000 rows x 500
+int8 features). The pandas side is what a user would write: read the parquet
+into pandas with float features, slice the rows of each fold, fit LightGBM,
+predict the validation eras, write the OOF predictions. The nx side runs
+``nx.engine.training.train_config`` (which also scores the predictions and writes
+results). Each side runs in its own subprocess that reports its own peak RSS
+(``ru_maxrss`` of RUSAGE_SELF), so neither measurement sees the other.
+
+Run: ``pytest benchmarks/test_train.py`` (a few minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+N_ERAS, ROWS_PER_ERA, N_FEATURES = 300, 2_000, 500
+N_SPLITS, EMBARGO = 5, 4
+PARAMS = {
+    "n_estimators": 100,
+    "learning_rate": 0.05,
+    "max_depth": 5,
+    "num_leaves": 31,
+    "colsample_bytree": 0.1,
+    "n_jobs": 2,
+    "random_state": 1337,
+    "verbose": -1,
+}
+MEASURED: dict[str, dict[str, float]] = {}
+
+
+def run_nx(data_dir: Path, out: Path) -> None:
+    from nx.engine.config import parse_config
+    from nx.engine.training import train_config
+
+    config = parse_config(
+        {
+            "data": {"feature_set": "all", "embargo_eras": EMBARGO},
+            "training": {"cv": {"n_splits": N_SPLITS}},
+            "model": {"type": "LGBMRegressor", "params": PARAMS},
+        },
+        "bench_nx.toml",
+    )
+    train_config(config, data_dir=data_dir, output_dir=out)
+
+
+def run_pandas(data_dir: Path, out: Path) -> None:
+    import lightgbm as lgb
+    import pandas as pd
+
+    features = json.loads((data_dir / "v5.2" / "features.json").read_text())["feature_sets"]["all"]
+    full = pd.read_parquet(data_dir / "v5.2" / "full.parquet")
+    full[features] = full[features].astype("float32")
+    eras = sorted(full["era"].unique(), key=int)
+    size = len(eras) // N_SPLITS
+    parts = []
+    for i in range(N_SPLITS):
+        end = len(eras) if i == N_SPLITS - 1 else (i + 1) * size
+        train_eras = eras[: max(0, i * size - EMBARGO)]
+        if not train_eras:
+            continue
+        train = full[full["era"].isin(train_eras)]
+        model = lgb.LGBMRegressor(**PARAMS).fit(train[features], train["target"])
+        del train
+        val = full[full["era"].isin(eras[i * size : end])]
+        fold = val[["id", "era", "target"]].copy()
+        fold["prediction"] = model.predict(val[features])
+        fold["cv_fold"] = i
+        parts.append(fold)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.concat(parts).to_parquet(out / "oof.parquet")
+
+
+def measure(side: str, data_dir: Path, out: Path) -> dict[str, float]:
+    """Run one side in a fresh interpreter; its wall time and its own peak RSS."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, side, str(data_dir), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - started
+    peak_kib = json.loads(done.stdout.strip().splitlines()[-1])["peak_kib"]
+    return {"wall_s": wall, "peak_mib": peak_kib / 1024}
+
+
+@pytest.fixture(scope="module")
+def bench_data(tmp_path_factory) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.train.conftest import write_dataset
+
+    return write_dataset(
+        tmp_path_factory.mktemp("train_bench"),
+        n_eras=N_ERAS,
+        rows_per_era=ROWS_PER_ERA,
+        n_features=N_FEATURES,
+        seed=5,
+    )
+
+
+@pytest.mark.parametrize("side", ["pandas", "nx"])
+def test_train_side(benchmark, bench_data, tmp_path, side):
+    result = benchmark.pedantic(
+        measure, args=(side, bench_data, tmp_path / side), rounds=1, iterations=1
+    )
+    benchmark.extra_info.update(result)
+    MEASURED[side] = result
+
+
+def test_train_ratios():
+    if set(MEASURED) != {"nx", "pandas"}:
+        pytest.skip("run the whole file: the ratios need both sides")
+    memory = MEASURED["nx"]["peak_mib"] / MEASURED["pandas"]["peak_mib"]
+    wall = MEASURED["nx"]["wall_s"] / MEASURED["pandas"]["wall_s"]
+    print(
+        f"\npeak memory: nx {MEASURED['nx']['peak_mib']:.0f} MiB vs pandas "
+        f"{MEASURED['pandas']['peak_mib']:.0f} MiB -> {memory:.2f}x\n"
+        f"wall time:   nx {MEASURED['nx']['wall_s']:.1f} s vs pandas "
+        f"{MEASURED['pandas']['wall_s']:.1f} s -> {wall:.2f}x"
+    )
+    assert memory <= 0.5
+    assert wall <= 1.0
+
+
+if __name__ == "__main__":
+    side, data_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    (run_nx if side == "nx" else run_pandas)(data_dir, out)
+    print(json.dumps({"peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

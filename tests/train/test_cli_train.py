@@ -1,0 +1,148 @@
+"""``nx train`` / ``nx demo`` through the real CLI: outputs, --json, and every config error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.conftest import assert_user_error
+from tests.train.conftest import FAST_LGBM, write_config
+
+
+def no_outputs(folder: Path) -> bool:
+    return not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        (FAST_LGBM + "[data]\nfeature_sett = 'small'\n", ["data.feature_sett", "unknown key"]),
+        (FAST_LGBM + "[training.cv]\nn_splits = 'five'\n", ["training.cv.n_splits"]),
+        (FAST_LGBM + "[training.cv]\nn_splits = 41\n", ["training.cv.n_splits", "40 eras"]),
+        (
+            FAST_LGBM + "[data]\nfeature_set = 'huge'\n",
+            ["data.feature_set", "'huge'", "all, medium, small"],
+        ),
+        (
+            FAST_LGBM + "[data]\ntarget_col = 'target_bob_20'\n",
+            ["data.target_col", "target_aux_20"],
+        ),
+        ("[model]\ntype = 'LGBMRegressor'\n", ["model.params", "missing"]),
+        ("[model]\ntype = 'Nope'\n[model.params]\n", ["model.type", "unknown model"]),
+        (
+            FAST_LGBM + "[data]\nbenchmark_model = 'v52_lgbm_ender20'\n"
+            "[model.target_transform]\ntype = 'subtract_benchmark'\nbenchmark_col = 'zzz'\n",
+            ["model.target_transform.benchmark_col", "zzz"],
+        ),
+        (FAST_LGBM + "[data]\nfull_data_path = 'v5.2/absent.parquet'\n", ["absent.parquet"]),
+    ],
+)
+def test_config_errors_are_one_line_and_leave_no_output(
+    nx, small_data_dir, tmp_path, text, fragments
+):
+    config = write_config(tmp_path / "exp.toml", text)
+    out = tmp_path / "out"
+    result = nx("train", config, "--data-dir", small_data_dir, "--output-dir", out)
+    assert_user_error(result, *fragments)
+    if "absent" not in text:
+        assert str(config) in result.stderr
+    assert no_outputs(out)
+
+
+def test_missing_config_file(nx, tmp_path):
+    assert_user_error(nx("train", tmp_path / "nope.toml"), "nope.toml", "not found")
+
+
+def test_duplicate_results_names(nx, small_data_dir, tmp_path):
+    a = write_config(tmp_path / "a.toml", FAST_LGBM + "[output]\nresults_name = 'same'\n")
+    b = write_config(tmp_path / "b.toml", FAST_LGBM + "[output]\nresults_name = 'same'\n")
+    out = tmp_path / "out"
+    result = nx("train", a, b, "--data-dir", small_data_dir, "--output-dir", out)
+    assert_user_error(result, "b.toml", "output.results_name", "'same'")
+    assert no_outputs(out)
+
+
+def test_missing_data_dir_names_build_data(nx, tmp_path):
+    config = write_config(tmp_path / "exp.toml", FAST_LGBM)
+    result = nx("train", config, "--data-dir", tmp_path / "nodata")
+    assert_user_error(result, "features.json", "nx build-data")
+
+
+def test_train_writes_outputs_and_json(nx, small_data_dir, tmp_path):
+    pytest.importorskip("nx.engine.metrics")
+    a = write_config(tmp_path / "a.toml", FAST_LGBM + "[training.cv]\nn_splits = 4\n")
+    b = write_config(tmp_path / "b.toml", FAST_LGBM + "[training.cv]\nn_splits = 3\n")
+    out = tmp_path / "exp"
+    result = nx(
+        "train", a, b, "--data-dir", small_data_dir, "--output-dir", out, "--final", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert [row["name"] for row in document["configs"]] == ["a", "b"]
+    for name in ("a", "b"):
+        predictions = pl.read_parquet(out / "predictions" / f"{name}.parquet")
+        assert predictions.columns == ["id", "era", "target", "prediction", "cv_fold"]
+        assert predictions["id"].n_unique() == predictions.height
+        results = json.loads((out / "results" / f"{name}.json").read_text())
+        assert set(results) >= {
+            "model",
+            "preprocessing",
+            "data",
+            "benchmark",
+            "output",
+            "metrics",
+            "cv",
+            "training",
+        }
+        assert set(results["metrics"]) == {"corr", "bmc", "bmc_last_200_eras"}
+        assert results["data"]["oof_rows"] == predictions.height
+        assert (out / "configs" / f"{name}.json").is_file()
+        manifest = json.loads((out / "models" / name / "manifest.json").read_text())
+        assert manifest["features"] == [f"feature_{i:03d}" for i in range(6)]
+        assert (out / "models" / name / manifest["model_file"]).is_file()
+
+
+def test_results_metrics_equal_metrics_engine_on_predictions_file(small_data_dir, tmp_path):
+    metrics = pytest.importorskip("nx.engine.metrics")
+    from nx.engine.config import load_config
+    from nx.engine.training import train_config
+
+    config = load_config(
+        write_config(tmp_path / "m.toml", FAST_LGBM + "[training.cv]\nn_splits = 4\n")
+    )
+    result = train_config(config, data_dir=small_data_dir, output_dir=tmp_path / "exp")
+    results = json.loads(result.results_path.read_text())
+    predictions = pl.read_parquet(result.predictions_path)
+    _, summary = metrics.score(predictions, ["prediction"])
+    assert results["metrics"]["corr"] == pytest.approx(summary["prediction"]["corr"], abs=1e-12)
+    bench = pl.read_parquet(small_data_dir / "v5.2" / "full_benchmark_models.parquet")
+    joined = predictions.join(bench.select("id", "v52_lgbm_ender20"), on="id", how="inner")
+    _, summary = metrics.score(joined, ["prediction"], benchmark_col="v52_lgbm_ender20")
+    for key in ("bmc", "bmc_last_200_eras"):
+        assert results["metrics"][key] == pytest.approx(summary["prediction"][key], abs=1e-12)
+
+
+def test_final_artifact_predicts_like_a_model_trained_on_all_eras(small_data_dir, tmp_path):
+    pytest.importorskip("nx.engine.metrics")
+    from nx.engine.config import load_config
+    from nx.engine.models import load_artifact
+    from nx.engine.training import load_training_data, train_config
+
+    config = load_config(
+        write_config(tmp_path / "f.toml", FAST_LGBM + "[training]\nfinal_fit = true\n")
+    )
+    result = train_config(config, data_dir=small_data_dir, output_dir=tmp_path / "exp")
+    manifest, model = load_artifact(result.model_dir)
+    assert manifest["target"] == "target" and manifest["data_version"] == "v5.2"
+    assert manifest["nx_version"]
+    data = load_training_data(config, small_data_dir)
+    import lightgbm as lgb
+
+    params = dict(config.model.params)
+    x = data.source.take(np.arange(data.n_rows))
+    reference = lgb.LGBMRegressor(**params).fit(x, data.target)
+    np.testing.assert_allclose(model.predict(x), reference.predict(x), atol=1e-9)
