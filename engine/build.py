@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from nx.engine.errors import ConfigError, DataError
 from nx.engine.paths import atomic_output, version_dir
 from nx.engine.progress import NO_PROGRESS, Progress
-from nx.engine.synthetic import RAW_FILES, generate_raw
+from nx.engine.synthetic import RAW_FILES, generate_raw, parse_version
 
 FULL = "full.parquet"
 FULL_BENCHMARKS = "full_benchmark_models.parquet"
@@ -204,6 +204,7 @@ def build_data(
         result = build_data(Path("data"), synthetic=True, scale="tiny", seed=1)
         result.full  # Path("data/v5.2/full.parquet")
     """
+    parse_version(data_version)
     if not skip_downsample:
         check_downsample(step, offset)
     vdir = version_dir(data_dir, data_version)

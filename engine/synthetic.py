@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -126,10 +127,20 @@ def target_columns() -> list[str]:
     return ["target"] + [f"target_{name}_{h}" for name in TARGET_NAMES for h in HORIZONS]
 
 
+def parse_version(data_version: str) -> tuple[int, int]:
+    """``"v5.2"`` -> ``(5, 2)``; a ConfigError for anything else."""
+    match = re.fullmatch(r"v(\d+)\.(\d+)", data_version)
+    if match is None:
+        raise ConfigError(
+            f"--data-version {data_version!r} is not a Numerai data version; use e.g. v5.2 or v5.3"
+        )
+    return int(match[1]), int(match[2])
+
+
 def benchmark_prefix(data_version: str) -> str:
-    """``v52_`` for v5.2, ``v53_`` for v5.3 (digits of the version)."""
-    digits = "".join(ch for ch in data_version if ch.isdigit())
-    return f"v{digits}_"
+    """``v52_`` for v5.2, ``v53_`` for v5.3."""
+    major, minor = parse_version(data_version)
+    return f"v{major}{minor}_"
 
 
 def benchmark_columns(data_version: str) -> list[str]:
@@ -290,7 +301,7 @@ class _World:
         groups = np.array_split(np.arange(n_feat), len(FEATURE_GROUPS))
         for name, idx in zip(FEATURE_GROUPS, groups, strict=True):
             sets[name] = [self.features[i] for i in idx]
-        if data_version >= "v5.3":
+        if parse_version(data_version) >= (5, 3):
             n_quantum = max(1, round(n_feat * 807 / 2748))
             quantum = np.sort(rng.choice(n_feat, n_quantum, replace=False))
             sets["quantum"] = [self.features[i] for i in quantum]
