@@ -73,7 +73,6 @@ def test_missing_data_dir_names_build_data(nx, tmp_path):
 
 
 def test_train_writes_outputs_and_json(nx, small_data_dir, tmp_path):
-    pytest.importorskip("nx.engine.metrics")
     a = write_config(tmp_path / "a.toml", FAST_LGBM + "[training.cv]\nn_splits = 4\n")
     b = write_config(tmp_path / "b.toml", FAST_LGBM + "[training.cv]\nn_splits = 3\n")
     out = tmp_path / "exp"
@@ -107,7 +106,7 @@ def test_train_writes_outputs_and_json(nx, small_data_dir, tmp_path):
 
 
 def test_results_metrics_equal_metrics_engine_on_predictions_file(small_data_dir, tmp_path):
-    metrics = pytest.importorskip("nx.engine.metrics")
+    from nx.engine import metrics
     from nx.engine.config import load_config
     from nx.engine.training import train_config
 
@@ -127,7 +126,6 @@ def test_results_metrics_equal_metrics_engine_on_predictions_file(small_data_dir
 
 
 def test_final_artifact_predicts_like_a_model_trained_on_all_eras(small_data_dir, tmp_path):
-    pytest.importorskip("nx.engine.metrics")
     from nx.engine.config import load_config
     from nx.engine.models import load_artifact
     from nx.engine.training import load_training_data, train_config
@@ -146,3 +144,42 @@ def test_final_artifact_predicts_like_a_model_trained_on_all_eras(small_data_dir
     x = data.source.take(np.arange(data.n_rows))
     reference = lgb.LGBMRegressor(**params).fit(x, data.target)
     np.testing.assert_allclose(model.predict(x), reference.predict(x), atol=1e-9)
+
+
+def test_gpu_fallback_keeps_json_stdout_clean(nx, small_data_dir, tmp_path):
+    text = FAST_LGBM.replace("[model.params]", '[model.params]\ndevice_type = "gpu"')
+    config = write_config(tmp_path / "g.toml", text + "[training.cv]\nn_splits = 3\n")
+    result = nx(
+        "train", config, "--data-dir", small_data_dir, "--output-dir", tmp_path / "o", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)  # exactly one JSON document, nothing else
+    assert document["configs"][0]["name"] == "g"
+    assert "training on CPU instead" in result.stderr
+
+
+def test_demo_smoke_shipped_baseline_on_small_synthetic(nx, tmp_path):
+    """The reference smoke test: shipped baseline, --scale small data, 0.005 < corr mean < 0.04."""
+    data_dir, out = tmp_path / "data", tmp_path / "demo"
+    result = nx("demo", "--data-dir", data_dir, "--output-dir", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout)["configs"][0]
+    assert 0.005 < row["corr_mean"] < 0.04, row["metrics"]["corr"]
+    assert row["bmc_mean"] is not None
+    assert (data_dir / "v5.2" / "downsampled_full.parquet").is_file()
+    for key in ("predictions", "results", "config"):
+        assert Path(row[key]).is_file()
+
+
+def test_human_output_is_a_table_and_paths_on_stderr(nx, small_data_dir, tmp_path):
+    config = write_config(tmp_path / "h.toml", FAST_LGBM + "[training.cv]\nn_splits = 3\n")
+    out = tmp_path / "o"
+    result = nx("train", config, "--data-dir", small_data_dir, "--output-dir", out, "--final")
+    assert result.exit_code == 0 and result.stdout == ""
+    for text in (
+        "corr mean",
+        "bmc last 200",
+        str(out / "results" / "h.json"),
+        str(out / "models" / "h"),
+    ):
+        assert text in result.stderr

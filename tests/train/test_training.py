@@ -282,3 +282,18 @@ def test_unknown_model_type_is_a_config_error():
         check_config(config_from('[model]\ntype = "XGBoost"\n[model.params]\n'))
     with pytest.raises(ConfigError, match="cannot import"):
         check_config(config_from('[model]\ntype = "no_such_pkg.mod:Model"\n[model.params]\n'))
+
+
+def test_oof_equals_pandas_loop_on_built_synthetic_data(tiny_data_dir):
+    """Same parity on the data layer's built files (v5.2/full.parquet from build-data)."""
+    import json
+
+    config = config_from(FAST_LGBM + "[data]\nembargo_eras = 4\n[training.cv]\nn_splits = 5\n")
+    ours, _ = nx_oof(config, tiny_data_dir)
+    features = json.loads((tiny_data_dir / "v5.2" / "features.json").read_text())["feature_sets"][
+        "small"
+    ]
+    theirs = pandas_oof(tiny_data_dir, features, config.model.params, 5, 4)
+    merged = ours.to_pandas().merge(theirs, on="id", suffixes=("", "_ref"))
+    assert len(merged) == len(theirs) == ours.height
+    np.testing.assert_allclose(merged["prediction"], merged["prediction_ref"], rtol=0, atol=1e-9)
