@@ -215,6 +215,13 @@ def _check_consistency(config: TrainConfig) -> None:
         raise config.error(
             "model.baseline", "missing but x_groups has 'baseline'; add [model.baseline]"
         )
+    transform = config.model.target_transform
+    if transform is not None and transform.era_col not in (None, config.data.era_col):
+        raise config.error(
+            "model.target_transform.era_col",
+            f"{transform.era_col!r} differs from data.era_col {config.data.era_col!r}; "
+            "remove it (transforms group by data.era_col)",
+        )
     if not config.training.cv.enabled and not config.training.final_fit:
         raise config.error(
             "training.cv.enabled",

@@ -120,6 +120,7 @@ class ModelSpec:
     type: str
     params: dict[str, Any]
     progress: Progress = NO_PROGRESS
+    source: str = "config"  # the config file, for error messages
 
     def fit(self, source: MatrixSource, rows: np.ndarray, target: np.ndarray) -> FittedModel:
         """Train on ``rows`` of ``source`` against ``target`` (one value per row)."""
@@ -133,6 +134,7 @@ class ModelSpec:
 def check_model_type(model_type: str, params: dict[str, Any], source: Path | str) -> None:
     """Fail early (one line naming ``model.type``) when the type cannot be built."""
     if model_type in LIGHTGBM_TYPES:
+        _probe_lightgbm(params, str(source))
         return
     if model_type in RIDGE_TYPES:
         unknown = set(params) - {"alpha", "fit_intercept"}
@@ -148,11 +150,20 @@ def check_model_type(model_type: str, params: dict[str, Any], source: Path | str
 # ---------------------------------------------------------------- LightGBM
 
 
-def lightgbm_train_params(params: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def lightgbm_train_params(
+    params: dict[str, Any], source: str = "config"
+) -> tuple[dict[str, Any], int]:
     """``lightgbm.train`` parameters and rounds equivalent to ``LGBMRegressor(**params)``."""
     import lightgbm
 
     estimator = lightgbm.LGBMRegressor(**params)
+    try:
+        rounds = int(estimator.n_estimators)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{source}: model.params.n_estimators: must be an integer, got "
+            f"{estimator.n_estimators!r}"
+        ) from None
     try:
         train_params = estimator._process_params(stage="fit")
     except (AttributeError, TypeError):  # older LightGBM: same translation, done by hand
@@ -163,7 +174,25 @@ def lightgbm_train_params(params: dict[str, Any]) -> tuple[dict[str, Any], int]:
     metric = train_params.get("metric")
     metrics = [metric] if isinstance(metric, str | type(None)) else list(metric)
     train_params["metric"] = [m for m in metrics if m is not None]
-    return train_params, int(estimator.n_estimators)
+    return train_params, rounds
+
+
+def _probe_lightgbm(params: dict[str, Any], source: str) -> None:
+    """Let LightGBM check the params on a few rows (one round, on CPU) before any data is read."""
+    import lightgbm
+
+    cpu_params = {k: v for k, v in params.items() if k not in _DEVICE_KEYS}
+    train_params, _ = lightgbm_train_params(cpu_params, source)
+    train_params.update(num_threads=1, verbose=-1)
+    rows = np.arange(40, dtype=np.float64).reshape(20, 2) % 5
+    lightgbm.register_logger(_StderrLogger())
+    try:
+        lightgbm.train(train_params, lightgbm.Dataset(rows, label=rows[:, 0]), num_boost_round=1)
+    except lightgbm.basic.LightGBMError as error:
+        first = str(error).splitlines()[0]
+        raise ConfigError(
+            f"{source}: model.params: LightGBM rejected them ({first}); fix model.params"
+        ) from None
 
 
 _GPU_DEVICES = {"gpu", "cuda"}
@@ -178,6 +207,8 @@ class _StderrLogger:
     """LightGBM's messages go to stderr, never to stdout (kept for ``--json``)."""
 
     def info(self, message: str) -> None:
+        if "[Fatal]" in message:  # raised as LightGBMError, which nx reports itself
+            return
         sys.stderr.write(message if message.endswith("\n") else message + "\n")
 
     def warning(self, message: str) -> None:
@@ -224,7 +255,7 @@ def _fit_lightgbm(
             return values, kept
 
     def train(params: dict[str, Any]) -> Any:
-        train_params, rounds = lightgbm_train_params(params)
+        train_params, rounds = lightgbm_train_params(params, spec.source)
         dataset = StreamedDataset(
             RowSequence(),
             label=target,
@@ -239,7 +270,10 @@ def _fit_lightgbm(
         booster = train(spec.params)
     except lightgbm.basic.LightGBMError as error:
         if not _wants_gpu(spec.params):
-            raise NxError(f"LightGBM failed: {error}; check model.params") from None
+            first = str(error).splitlines()[0]
+            raise ConfigError(
+                f"{spec.source}: model.params: LightGBM rejected them ({first}); fix model.params"
+            ) from None
         spec.progress.warn(
             f"LightGBM cannot use device {spec.params.get('device_type') or spec.params.get('device')!r}"
             f" here ({str(error).splitlines()[0]}); training on CPU instead"

@@ -209,9 +209,13 @@ def load_training_data(
     if bench_path.is_file():
         bench_names = _schema_names(bench_path)
         model_cols = [c for c in bench_names if c not in (cfg.id_col, cfg.era_col)]
-        wanted = set()
-        if cfg.benchmark_model in bench_names:
-            wanted.add(cfg.benchmark_model)
+        if cfg.benchmark_model not in bench_names:
+            raise config.error(
+                "data.benchmark_model",
+                f"{cfg.benchmark_model!r} is not in {bench_path}; available: "
+                + ", ".join(model_cols),
+            )
+        wanted = {cfg.benchmark_model}
         if "benchmark_models" in groups:
             wanted.update(model_cols)
         transform_col = config.transform_benchmark_col
@@ -552,7 +556,7 @@ def train_config(
             "training.cv", "every fold has an empty train set; lower the embargo or n_splits"
         )
 
-    spec = ModelSpec(config.model.type, dict(config.model.params), progress)
+    spec = ModelSpec(config.model.type, dict(config.model.params), progress, str(config.source))
     with progress.task(f"Training {config.name}", total=len(folds) + int(final)) as bar:
         predictions, oof, fold_facts = oof_predictions(config, data, folds, spec, bar.advance)
         model_dir = None
@@ -664,6 +668,7 @@ def _results_document(
     model_dir: Path | None,
 ) -> dict[str, Any]:
     cv = config.training.cv
+    cv_settings = {**cv.model_dump(), "embargo": config.cv_embargo}
     transform = config.model.target_transform
     return {
         "model": {
@@ -697,11 +702,7 @@ def _results_document(
         },
         "metrics": metrics,
         "cv": {
-            "enabled": cv.enabled,
-            "n_splits": cv.n_splits,
-            "embargo": config.cv_embargo,
-            "mode": cv.mode,
-            "min_train_size": cv.min_train_size,
+            **cv_settings,
             "skipped_folds": sorted(set(range(cv.n_splits)) - {f.index for f in folds})
             if cv.enabled
             else [],
@@ -715,13 +716,7 @@ def _results_document(
                 if config.training.max_train_samples
                 else None,
             },
-            "cv": {
-                "enabled": cv.enabled,
-                "n_splits": cv.n_splits,
-                "embargo": config.cv_embargo,
-                "mode": cv.mode,
-                "min_train_size": cv.min_train_size,
-            },
+            "cv": cv_settings,
             "final_fit": model_dir is not None,
             "nx_version": __version__,
         },

@@ -39,6 +39,19 @@ def no_outputs(folder: Path) -> bool:
             ["model.target_transform.benchmark_col", "zzz"],
         ),
         (FAST_LGBM + "[data]\nfull_data_path = 'v5.2/absent.parquet'\n", ["absent.parquet"]),
+        (
+            FAST_LGBM + "[data]\nbenchmark_model = 'v52_lgbm_nope'\n",
+            ["data.benchmark_model", "v52_lgbm_teager2b20"],
+        ),
+        (
+            FAST_LGBM.replace("n_estimators = 20", "n_estimators = 'many'"),
+            ["model.params.n_estimators"],
+        ),
+        (FAST_LGBM.replace("num_leaves = 7", "num_leaves = -3"), ["model.params", "num_leaves"]),
+        (
+            "[model]\ntype = 'Ridge'\n[model.params]\nlambda = 1.0\n",
+            ["model.params", "alpha and fit_intercept"],
+        ),
     ],
 )
 def test_config_errors_are_one_line_and_leave_no_output(

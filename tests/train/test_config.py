@@ -122,3 +122,26 @@ def test_file_level_errors(tmp_path):
         load_config(write_config(tmp_path / "bad.toml", "[model\n"))
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_config(write_config(tmp_path / "bad.json", "{"))
+
+
+def test_readme_config_example_is_valid():
+    """The documented TOML example (README, `nx train` section) parses with every key."""
+    import tomllib
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("#### Config file (TOML)")[1]
+    block = section.split("```toml\n")[1].split("```")[0]
+    config = parse_config(tomllib.loads(block), "README.toml")
+    assert config.name == "my_model"
+    assert config.model.target_transform.type == "residual_to_benchmark"
+    assert config.training.max_train_samples == 200000
+
+
+def test_shipped_baseline_config_is_valid():
+    import tomllib
+    from importlib.resources import files
+
+    text = (files("nx.engine") / "configs" / "baseline.toml").read_text()
+    config = parse_config(tomllib.loads(text), "baseline.toml")
+    assert config.model.type == "LGBMRegressor" and config.name == "baseline"
