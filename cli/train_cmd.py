@@ -36,7 +36,7 @@ def _summary_row(result) -> dict:
         "corr_sharpe": metrics.get("corr", {}).get("sharpe"),
         "bmc_mean": metrics.get("bmc", {}).get("mean"),
         "bmc_last_200_eras_mean": metrics.get("bmc_last_200_eras", {}).get("mean"),
-        "predictions": str(result.predictions_path),
+        "predictions": str(result.predictions_path) if result.predictions_path else None,
         "results": str(result.results_path),
         "config": str(result.config_path),
         "model_dir": str(result.model_dir) if result.model_dir else None,

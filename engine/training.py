@@ -431,7 +431,7 @@ class TrainResult:
 
     name: str
     output_dir: Path
-    predictions_path: Path
+    predictions_path: Path | None  # None when CV is off (final fit only)
     results_path: Path
     config_path: Path
     model_dir: Path | None
@@ -584,7 +584,7 @@ def train_config(
     return TrainResult(
         name=config.name,
         output_dir=out,
-        predictions_path=names["predictions"],
+        predictions_path=names["predictions"] if cv_on else None,
         results_path=names["results"],
         config_path=names["config"],
         model_dir=model_dir,
@@ -695,7 +695,9 @@ def _results_document(
         },
         "output": {
             "output_dir": str(out),
-            "predictions_file": _relative(names["predictions"], out),
+            "predictions_file": _relative(names["predictions"], out)
+            if config.training.cv.enabled
+            else None,
             "results_file": _relative(names["results"], out),
             "config_file": _relative(names["config"], out),
             "model_dir": _relative(model_dir, out),

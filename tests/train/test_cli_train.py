@@ -196,3 +196,22 @@ def test_human_output_is_a_table_and_paths_on_stderr(nx, small_data_dir, tmp_pat
         str(out / "models" / "h"),
     ):
         assert text in result.stderr
+
+
+def test_final_fit_without_cv(nx, small_data_dir, tmp_path):
+    text = FAST_LGBM + "[training]\nfinal_fit = true\n[training.cv]\nenabled = false\n"
+    config = write_config(tmp_path / "f.toml", text)
+    out = tmp_path / "o"
+    result = nx("train", config, "--data-dir", small_data_dir, "--output-dir", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout)["configs"][0]
+    assert row["predictions"] is None and row["metrics"] == {}
+    assert (out / "models" / "f" / "model.txt").is_file()
+    assert not (out / "predictions").exists()
+    results = json.loads((out / "results" / "f.json").read_text())
+    assert results["cv"]["folds"] == [] and results["training"]["final_fit"] is True
+
+
+def test_cv_disabled_without_final_fit_is_an_error(nx, small_data_dir, tmp_path):
+    config = write_config(tmp_path / "c.toml", FAST_LGBM + "[training.cv]\nenabled = false\n")
+    assert_user_error(nx("train", config, "--data-dir", small_data_dir), "training.cv.enabled")
