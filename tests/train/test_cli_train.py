@@ -215,3 +215,19 @@ def test_final_fit_without_cv(nx, small_data_dir, tmp_path):
 def test_cv_disabled_without_final_fit_is_an_error(nx, small_data_dir, tmp_path):
     config = write_config(tmp_path / "c.toml", FAST_LGBM + "[training.cv]\nenabled = false\n")
     assert_user_error(nx("train", config, "--data-dir", small_data_dir), "training.cv.enabled")
+
+
+def test_reference_framework_python_config_runs_as_is(nx, small_data_dir, tmp_path):
+    from tests.train.test_config import REFERENCE_PY
+
+    text = REFERENCE_PY.replace("'n_estimators': 2000", "'n_estimators': 5")
+    text = text.replace("'embargo_eras': 13", "'embargo_eras': 2").replace(
+        "'embargo': 13", "'embargo': 2"
+    )
+    config = write_config(tmp_path / "small_lgbm_ender20_baseline.py", text)
+    out = tmp_path / "o"
+    result = nx("train", config, "--data-dir", small_data_dir, "--output-dir", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    results = json.loads((out / "results" / "small_lgbm_ender20_baseline.json").read_text())
+    assert results["data"]["feature_set"] == "medium" and results["cv"]["embargo"] == 2
+    assert [f["fold"] for f in results["cv"]["folds"]] == [1, 2, 3, 4]

@@ -297,3 +297,13 @@ def test_oof_equals_pandas_loop_on_built_synthetic_data(tiny_data_dir):
     merged = ours.to_pandas().merge(theirs, on="id", suffixes=("", "_ref"))
     assert len(merged) == len(theirs) == ours.height
     np.testing.assert_allclose(merged["prediction"], merged["prediction_ref"], rtol=0, atol=1e-9)
+
+
+def test_model_on_benchmark_columns_only(small_data_dir):
+    config = config_from(
+        FAST_LGBM.replace("[model.params]", 'x_groups = ["benchmark_models"]\n[model.params]')
+    )
+    data = load_training_data(config, small_data_dir)
+    assert data.source.columns == [BENCHMARK, "v52_lgbm_teager2b20"]
+    frame, _ = nx_oof(config, small_data_dir)
+    assert frame["prediction"].is_finite().all() and frame["prediction"].n_unique() > 1
