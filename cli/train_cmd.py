@@ -71,11 +71,12 @@ def _render(rows: list[dict]) -> None:
 
 def _train_all(configs, data_dir: Path, output_dir: Path | None, final: bool, json_out: bool):
     from nx.engine.errors import ConfigError
-    from nx.engine.training import check_config, train_config
+    from nx.engine.training import check_config, check_inputs, train_config
 
     names: dict[str, Path] = {}
-    for config in configs:
+    for config in configs:  # every config is checked before the first one trains
         check_config(config)
+        check_inputs(config, data_dir)
         if config.name in names:
             raise ConfigError(
                 f"{config.source}: output.results_name: {config.name!r} is also the name of "

@@ -100,6 +100,8 @@ def _read_feature_matrix(
     Integer features (Numerai's 0..4 bins) stay int8; anything else becomes float32.
     Reading column chunks keeps the extra memory to one chunk, never a second table.
     """
+    if not features:
+        return np.empty((n_rows, 0), dtype=np.int8)
     schema = pq.read_schema(path)
     integer = all(str(schema.field(name).type).startswith(("int", "uint")) for name in features)
     dtype = np.int8 if integer else np.float32
@@ -147,11 +149,18 @@ def _join_by_id(
     return joined.select(columns)
 
 
-def load_training_data(
-    config: TrainConfig, data_dir: Path | str, progress: Progress = NO_PROGRESS
-) -> TrainingData:
-    """Read what ``config`` needs from ``data_dir`` (projection; features kept int8)."""
-    data_dir = Path(data_dir)
+@dataclass(frozen=True)
+class _Inputs:
+    """The files one config reads, checked against its keys (schemas only, no data)."""
+
+    features: list[str]
+    full_path: Path
+    bench_path: Path | None
+    bench_columns: list[str]  # prediction columns of the benchmark file
+    baseline_path: Path | None
+
+
+def _resolve_inputs(config: TrainConfig, data_dir: Path) -> _Inputs:
     cfg = config.data
     vdir = version_dir(data_dir, cfg.data_version)
     features = _feature_set(config, data_dir)
@@ -176,6 +185,78 @@ def load_training_data(
             f"{full_path}: missing columns {missing[:5]} (feature set {cfg.feature_set!r}); "
             "rebuild the data or pick another data.feature_set"
         )
+
+    bench_path: Path | None = resolve_data_path(
+        data_dir, cfg.benchmark_data_path, vdir / "full_benchmark_models.parquet"
+    )
+    bench_columns: list[str] = []
+    needs_bench = "benchmark_models" in config.model.x_groups or config.model.target_transform
+    if bench_path.is_file():
+        bench_names = _schema_names(bench_path)
+        bench_columns = [c for c in bench_names if c not in (cfg.id_col, cfg.era_col)]
+        if cfg.id_col not in bench_names:
+            raise DataError(f"{bench_path}: no {cfg.id_col} column to join by; rebuild it")
+        checks = [("data.benchmark_model", cfg.benchmark_model)]
+        if config.transform_benchmark_col is not None:
+            checks.append(("model.target_transform.benchmark_col", config.transform_benchmark_col))
+        for key, column in checks:
+            if column not in bench_columns:
+                raise config.error(
+                    key,
+                    f"{column!r} is not in {bench_path}; available: " + ", ".join(bench_columns),
+                )
+    elif needs_bench:
+        key = "data.benchmark_data_path"
+        raise DataError(
+            f"{bench_path} not found ({key}); build it with `nx build-data` or set {key}"
+        )
+    else:
+        bench_path = None
+
+    baseline_path = None
+    if "baseline" in config.model.x_groups:
+        baseline = config.model.baseline
+        given = Path(baseline.predictions_path).expanduser()
+        baseline_path = given if given.is_absolute() else Path(data_dir) / given
+        if not baseline_path.is_file() and given.is_file():
+            baseline_path = given  # relative to the working directory, as a fallback
+        if not baseline_path.is_file():
+            raise config.error(
+                "model.baseline.predictions_path",
+                f"{baseline_path} not found; point it at a predictions parquet (e.g. from nx train)",
+            )
+        baseline_names = _schema_names(baseline_path)
+        if baseline.pred_col not in baseline_names:
+            raise config.error(
+                "model.baseline.pred_col",
+                f"{baseline.pred_col!r} is not a column of {baseline_path}",
+            )
+        if cfg.id_col not in baseline_names:
+            raise DataError(f"{baseline_path}: no {cfg.id_col} column to join the baseline by")
+    return _Inputs(features, full_path, bench_path, bench_columns, baseline_path)
+
+
+def check_inputs(config: TrainConfig, data_dir: Path | str) -> None:
+    """Every check against the data that needs no feature values (files, columns, folds).
+
+    Cheap (schemas and the era column), so a multi-config run can check every config
+    before it trains the first one.
+    """
+    inputs = _resolve_inputs(config, Path(data_dir))
+    if config.training.cv.enabled:
+        era = config.data.era_col
+        eras = pl.scan_parquet(inputs.full_path).select(pl.col(era).cast(pl.String).unique())
+        folds_for(config, eras.collect()[era].to_list())
+
+
+def load_training_data(
+    config: TrainConfig, data_dir: Path | str, progress: Progress = NO_PROGRESS
+) -> TrainingData:
+    """Read what ``config`` needs from ``data_dir`` (projection; features kept int8)."""
+    data_dir = Path(data_dir)
+    cfg = config.data
+    inputs = _resolve_inputs(config, data_dir)
+    full_path = inputs.full_path
 
     # Small columns first: every check that can fail runs before the long feature read.
     frame = (
@@ -203,79 +284,58 @@ def load_training_data(
     benchmark = transform_benchmark = None
     ids = frame.select(cfg.id_col, cfg.era_col)
     groups = config.model.x_groups
-    bench_path = resolve_data_path(
-        data_dir, cfg.benchmark_data_path, vdir / "full_benchmark_models.parquet"
-    )
-    if bench_path.is_file():
-        bench_names = _schema_names(bench_path)
-        model_cols = [c for c in bench_names if c not in (cfg.id_col, cfg.era_col)]
-        if cfg.benchmark_model not in bench_names:
-            raise config.error(
-                "data.benchmark_model",
-                f"{cfg.benchmark_model!r} is not in {bench_path}; available: "
-                + ", ".join(model_cols),
-            )
-        wanted = {cfg.benchmark_model}
-        if "benchmark_models" in groups:
-            wanted.update(model_cols)
+    if inputs.bench_path is not None:
         transform_col = config.transform_benchmark_col
-        if transform_col is not None:
-            if transform_col not in bench_names:
-                raise config.error(
-                    "model.target_transform.benchmark_col",
-                    f"{transform_col!r} is not in {bench_path}; available: "
-                    + ", ".join(model_cols),
-                )
-            wanted.add(transform_col)
-        if wanted:
-            cols = [c for c in model_cols if c in wanted]
-            bench = (
-                pl.scan_parquet(bench_path)
-                .select(
-                    pl.col(cfg.id_col).cast(pl.String),
-                    *([pl.col(cfg.era_col).cast(pl.String)] if cfg.era_col in bench_names else []),
-                    *[pl.col(c).cast(pl.Float64) for c in cols],
-                )
-                .collect()
-            )
-            joined = _join_by_id(
-                ids, bench, cols, id_col=cfg.id_col, era_col=cfg.era_col, what=str(bench_path)
-            )
-            if cfg.benchmark_model in cols:
-                benchmark = joined[cfg.benchmark_model].fill_null(np.nan).to_numpy()
-            if transform_col is not None:
-                transform_benchmark = joined[transform_col].fill_null(np.nan).to_numpy()
-            if "benchmark_models" in groups:
-                for c in model_cols:
-                    extra[c] = joined[c].fill_null(np.nan).to_numpy().astype(np.float32)
-    elif "benchmark_models" in groups or config.model.target_transform is not None:
-        key = "data.benchmark_data_path"
-        raise DataError(
-            f"{bench_path} not found ({key}); build it with `nx build-data` or set {key}"
+        wanted = {cfg.benchmark_model, transform_col}
+        if "benchmark_models" in groups:
+            wanted.update(inputs.bench_columns)
+        cols = [c for c in inputs.bench_columns if c in wanted]
+        joined = _join_by_id(
+            ids,
+            _read_by_id(inputs.bench_path, cfg.id_col, cfg.era_col, cols),
+            cols,
+            id_col=cfg.id_col,
+            era_col=cfg.era_col,
+            what=str(inputs.bench_path),
         )
-    else:
-        bench_path = None
-
-    if "baseline" in groups:
-        extra[config.model.baseline.name] = _load_baseline(config, data_dir, ids)
+        benchmark = joined[cfg.benchmark_model].fill_null(np.nan).to_numpy()
+        if transform_col is not None:
+            transform_benchmark = joined[transform_col].fill_null(np.nan).to_numpy()
+        if "benchmark_models" in groups:
+            for c in inputs.bench_columns:
+                extra[c] = joined[c].fill_null(np.nan).to_numpy().astype(np.float32)
+    if inputs.baseline_path is not None:
+        baseline = config.model.baseline
+        frame_b = _read_by_id(inputs.baseline_path, cfg.id_col, cfg.era_col, [baseline.pred_col])
+        joined = _join_by_id(
+            ids,
+            frame_b,
+            [baseline.pred_col],
+            id_col=cfg.id_col,
+            era_col=cfg.era_col,
+            what=str(inputs.baseline_path),
+        )
+        extra[baseline.name] = (
+            joined[baseline.pred_col].fill_null(np.nan).to_numpy().astype(np.float32)
+        )
     if "era" in groups:
         numeric = [era_sort_key(e)[1] if era_sort_key(e)[0] == 0 else i for i, e in enumerate(eras)]
         extra[cfg.era_col] = np.asarray(numeric, dtype=np.float32)[era_codes]
 
+    features = inputs.features if "features" in groups else []
     matrix = _read_feature_matrix(full_path, features, frame.height, progress)
     nan_mask = None
-    if config.preprocessing.nan_missing_all_twos:
+    if config.preprocessing.nan_missing_all_twos and features:
         nan_mask = _all_missing_mask(
             matrix, era_codes, len(eras), config.preprocessing.missing_value
         )
-    groups_features = "features" in groups
     source = MatrixSource(
-        features=matrix if groups_features else matrix[:, :0],
-        feature_names=features if groups_features else [],
+        features=matrix,
+        feature_names=features,
         extra=np.column_stack(list(extra.values())) if extra else None,
         extra_names=list(extra),
         era_codes=era_codes,
-        nan_mask=nan_mask if groups_features else None,
+        nan_mask=nan_mask,
     )
     return TrainingData(
         ids=frame[cfg.id_col],
@@ -286,43 +346,23 @@ def load_training_data(
         benchmark=benchmark,
         transform_benchmark=transform_benchmark,
         full_data_path=full_path,
-        benchmark_data_path=bench_path,
+        benchmark_data_path=inputs.bench_path,
         feature_names=features,
     )
 
 
-def _load_baseline(config: TrainConfig, data_dir: Path, ids: pl.DataFrame) -> np.ndarray:
-    baseline = config.model.baseline
-    given = Path(baseline.predictions_path).expanduser()
-    path = given if given.is_absolute() else Path(data_dir) / given
-    if not path.is_file() and given.is_file():
-        path = given  # relative to the working directory, as a fallback
-    if not path.is_file():
-        raise config.error(
-            "model.baseline.predictions_path",
-            f"{path} not found; point it at a predictions parquet (e.g. from nx train)",
-        )
+def _read_by_id(path: Path, id_col: str, era_col: str, columns: list[str]) -> pl.DataFrame:
+    """``id`` (and ``era`` when the file has it) plus ``columns`` as float64."""
     names = _schema_names(path)
-    cfg = config.data
-    if baseline.pred_col not in names:
-        raise config.error(
-            "model.baseline.pred_col", f"{baseline.pred_col!r} is not a column of {path}"
-        )
-    if cfg.id_col not in names:
-        raise DataError(f"{path}: no {cfg.id_col} column to join the baseline by")
-    frame = (
+    return (
         pl.scan_parquet(path)
         .select(
-            pl.col(cfg.id_col).cast(pl.String),
-            *([pl.col(cfg.era_col).cast(pl.String)] if cfg.era_col in names else []),
-            pl.col(baseline.pred_col).cast(pl.Float64).alias("__baseline"),
+            pl.col(id_col).cast(pl.String),
+            *([pl.col(era_col).cast(pl.String)] if era_col in names else []),
+            *[pl.col(c).cast(pl.Float64) for c in columns],
         )
         .collect()
     )
-    joined = _join_by_id(
-        ids, frame, ["__baseline"], id_col=cfg.id_col, era_col=cfg.era_col, what=str(path)
-    )
-    return joined["__baseline"].fill_null(np.nan).to_numpy().astype(np.float32)
 
 
 def _all_missing_mask(

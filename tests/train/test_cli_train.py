@@ -231,3 +231,33 @@ def test_reference_framework_python_config_runs_as_is(nx, small_data_dir, tmp_pa
     results = json.loads((out / "results" / "small_lgbm_ender20_baseline.json").read_text())
     assert results["data"]["feature_set"] == "medium" and results["cv"]["embargo"] == 2
     assert [f["fold"] for f in results["cv"]["folds"]] == [1, 2, 3, 4]
+
+
+def test_every_config_is_checked_before_training_starts(nx, small_data_dir, tmp_path):
+    good = write_config(tmp_path / "good.toml", FAST_LGBM)
+    bad = write_config(tmp_path / "bad.toml", FAST_LGBM + "[training.cv]\nn_splits = 99\n")
+    out = tmp_path / "out"
+    result = nx("train", good, bad, "--data-dir", small_data_dir, "--output-dir", out)
+    assert_user_error(result, "bad.toml", "training.cv.n_splits")
+    assert no_outputs(out)
+
+
+def test_baseline_errors_name_their_keys(nx, small_data_dir, tmp_path):
+    base = tmp_path / "base.parquet"
+    pl.DataFrame({"id": ["a"], "pred": [0.5]}).write_parquet(base)
+    head = FAST_LGBM.replace(
+        "[model.params]", 'x_groups = ["features", "baseline"]\n[model.params]'
+    )
+    missing = write_config(
+        tmp_path / "m.toml",
+        head + f'[model.baseline]\npredictions_path = "{tmp_path / "nope.parquet"}"\n',
+    )
+    assert_user_error(
+        nx("train", missing, "--data-dir", small_data_dir), "model.baseline.predictions_path"
+    )
+    wrong_col = write_config(
+        tmp_path / "w.toml", head + f'[model.baseline]\npredictions_path = "{base}"\n'
+    )
+    assert_user_error(
+        nx("train", wrong_col, "--data-dir", small_data_dir), "model.baseline.pred_col"
+    )
