@@ -46,6 +46,8 @@ COMPRESSION = "snappy"  # the fastest codec to write and read back among those m
 # min/max statistics over ~550 columns (the string ids above all) cost a third of the
 # write time on the benchmark data; readers of these files scan whole eras anyway.
 STATISTICS = {"min": False, "max": False, "null_count": True, "distinct_count": False}
+# Readers (Polars included) hold a few row groups in flight: small groups, small memory.
+ROW_GROUP_ROWS = 20_000
 BUILD_INPUTS = (
     "train.parquet",
     "validation.parquet",
@@ -231,7 +233,9 @@ def _downsample_benchmark_query(benchmarks: Path, downsampled_full: Path):
 def _sink(query, output: Path) -> None:
     """Stream a lazy query to ``output`` through a temporary file (renamed on success)."""
     with atomic_output(output) as tmp:
-        query.sink_parquet(tmp, compression=COMPRESSION, statistics=STATISTICS)
+        query.sink_parquet(
+            tmp, compression=COMPRESSION, statistics=STATISTICS, row_group_size=ROW_GROUP_ROWS
+        )
 
 
 def build_data(
