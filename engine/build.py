@@ -26,7 +26,6 @@ the benchmark data), and its hash joins do not keep row order across threads.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,6 +41,11 @@ FULL_BENCHMARKS = "full_benchmark_models.parquet"
 DOWNSAMPLED_FULL = "downsampled_full.parquet"
 DOWNSAMPLED_BENCHMARKS = "downsampled_full_benchmark_models.parquet"
 BUILT_FILES = (FULL, FULL_BENCHMARKS, DOWNSAMPLED_FULL, DOWNSAMPLED_BENCHMARKS)
+DERIVED_FROM = {
+    FULL: (DOWNSAMPLED_FULL, DOWNSAMPLED_BENCHMARKS),
+    FULL_BENCHMARKS: (DOWNSAMPLED_BENCHMARKS,),
+    DOWNSAMPLED_FULL: (DOWNSAMPLED_BENCHMARKS,),
+}
 COMPRESSION = "snappy"  # the fastest codec to write and read back among those measured
 # min/max statistics over ~550 columns (the string ids above all) cost a third of the
 # write time on the benchmark data; readers of these files scan whole eras anyway.
@@ -93,11 +97,6 @@ def check_downsample(step: int, offset: int) -> None:
             f"--downsample-eras-offset must be in [0, {step - 1}] for step {step} "
             f"(got {offset}); pick an offset below the step"
         )
-
-
-def read_sql(name: str) -> str:
-    """The text of ``sql/<name>``."""
-    return resources.files("nx.sql").joinpath(name).read_text()
 
 
 def parquet_schema(path: Path) -> pa.Schema:
@@ -299,6 +298,11 @@ def build_data(
     wanted = list(BUILT_FILES[:2] if skip_downsample else BUILT_FILES)
     fresh = rebuild or raw_source != "existing"
     todo = [name for name in wanted if fresh or not outputs[name].is_file()]
+    # an output made from a rebuilt one is rebuilt too (never reuse a stale derivative)
+    for upstream, derived in DERIVED_FROM.items():
+        if upstream in todo:
+            todo += [name for name in derived if name in wanted and name not in todo]
+    todo = [name for name in BUILT_FILES if name in todo]
     built, reused = [], [outputs[n] for n in wanted if n not in todo]
     if todo:
         import polars as pl

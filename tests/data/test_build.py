@@ -73,3 +73,11 @@ def test_existing_outputs_are_reused_unless_rebuild(tmp_path, vdir):
     result = build_data(tmp_path, download=False, rebuild=True, skip_downsample=True)
     assert [p.name for p in result.built] == list(BUILT_FILES[:2])
     assert result.downsampled_full is None
+
+
+def test_outputs_derived_from_a_rebuilt_one_are_rebuilt(tmp_path, vdir):
+    shutil.copytree(vdir, tmp_path / "v5.2")
+    (tmp_path / "v5.2" / "full.parquet").unlink()
+    result = build_data(tmp_path, download=False)
+    assert [p.name for p in result.built] == ["full.parquet", *BUILT_FILES[2:]]
+    assert [p.name for p in result.reused] == ["full_benchmark_models.parquet"]
