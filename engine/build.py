@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,6 +36,9 @@ from nx.engine.errors import ConfigError, DataError
 from nx.engine.paths import atomic_output, version_dir
 from nx.engine.progress import NO_PROGRESS, Progress
 from nx.engine.synthetic import RAW_FILES, generate_raw, parse_version
+
+if TYPE_CHECKING:
+    import polars as pl
 
 FULL = "full.parquet"
 FULL_BENCHMARKS = "full_benchmark_models.parquet"
@@ -180,7 +184,7 @@ def downsampled_eras(eras: list[str], step: int, offset: int) -> list[str]:
     return sorted(set(eras), key=era_sort_key)[offset::step]
 
 
-def _full_query(vdir: Path):
+def _full_query(vdir: Path) -> pl.LazyFrame:
     """Train rows + validation rows with data_type "validation": id, era, features, targets."""
     import polars as pl
     import polars.selectors as cs
@@ -195,11 +199,11 @@ def _full_query(vdir: Path):
     return pl.concat([train, validation], how="diagonal")
 
 
-def _benchmark_query(vdir: Path):
+def _benchmark_query(vdir: Path) -> pl.LazyFrame:
     """Train benchmarks + validation benchmarks of the validation ids that carry targets."""
     import polars as pl
 
-    def predictions(name: str):
+    def predictions(name: str) -> pl.LazyFrame:
         frame = pl.scan_parquet(vdir / name)
         return frame.select(pl.col("id"), pl.col("era"), pl.exclude("id", "era", "data_type"))
 
@@ -214,7 +218,8 @@ def _benchmark_query(vdir: Path):
     return pl.concat([predictions("train_benchmark_models.parquet"), validation], how="diagonal")
 
 
-def _downsample_query(full: Path, step: int, offset: int):
+def _downsample_query(full: Path, step: int, offset: int) -> pl.LazyFrame:
+    """Rows of full.parquet whose era is kept by :func:`downsampled_eras`."""
     import polars as pl
 
     frame = pl.scan_parquet(full)
@@ -222,14 +227,15 @@ def _downsample_query(full: Path, step: int, offset: int):
     return frame.filter(pl.col("era").is_in(downsampled_eras(eras, step, offset)))
 
 
-def _downsample_benchmark_query(benchmarks: Path, downsampled_full: Path):
+def _downsample_benchmark_query(benchmarks: Path, downsampled_full: Path) -> pl.LazyFrame:
+    """Benchmark rows whose id is in downsampled_full.parquet, in file order."""
     import polars as pl
 
     ids = pl.scan_parquet(downsampled_full).select("id")
     return pl.scan_parquet(benchmarks).join(ids, on="id", how="semi", maintain_order="left")
 
 
-def _sink(query, output: Path) -> None:
+def _sink(query: pl.LazyFrame, output: Path) -> None:
     """Stream a lazy query to ``output`` through a temporary file (renamed on success)."""
     with atomic_output(output) as tmp:
         query.sink_parquet(
