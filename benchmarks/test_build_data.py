@@ -32,7 +32,7 @@ NX_EXE = shutil.which("nx", path=str(Path(sys.executable).parent)) or "nx"
 ERAS = int(os.environ.get("NX_BENCH_ERAS", 210))
 ROWS_PER_ERA = int(os.environ.get("NX_BENCH_ROWS", 5000))
 N_FEATURES = int(os.environ.get("NX_BENCH_FEATURES", 500))
-ROUNDS = int(os.environ.get("NX_BENCH_ROUNDS", 2))
+ROUNDS = int(os.environ.get("NX_BENCH_ROUNDS", 3))
 
 
 @pytest.fixture(scope="module")
