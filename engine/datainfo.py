@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from nx.engine.build import BUILT_FILES, read_sql
+from nx.engine.build import BUILT_FILES
 from nx.engine.errors import DataError
 from nx.engine.paths import version_dir
 from nx.engine.synthetic import RAW_FILES, parse_version
+
+
+def read_sql(name: str) -> str:
+    """The text of ``sql/<name>``."""
+    return resources.files("nx.sql").joinpath(name).read_text()
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Download Numerai's raw files for a data version through numerapi.
 
-numerapi resolves each file to a (presigned) URL with its GraphQL ``dataset`` query;
+Each file is resolved to a (presigned) URL with numerapi's GraphQL ``dataset`` query;
 the file itself is streamed here rather than by ``NumerAPI.download_dataset``,
 because that one draws its own tqdm bar, judges a finished download by its size
 alone and, like every numerapi call, logs and swallows HTTP errors. Each file is
@@ -23,29 +23,38 @@ query ($filename: String! $round: Int $tournament: Int) {
     dataset(filename: $filename round: $round tournament: $tournament)
 }
 """
+CLASSIC_TOURNAMENT = 8  # NumerAPI().tournament_id
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60
 _UNREACHABLE = "check your network connection, or run `nx build-data --synthetic` to build a synthetic dataset instead"
 
 
-def _api():
-    import numerapi
+def dataset_url(filename: str, *, retries: int = 2) -> str:
+    """The download URL Numerai's API gives for ``<version>/<file>``.
 
-    # numerapi logs failures at ERROR on the root handler; nx reports them itself.
+    Sent with numerapi's own request helper to ``numerapi.base_api.API_TOURNAMENT_URL``
+    (the query ``NumerAPI.download_dataset`` sends), but with a timeout: numerapi's
+    ``raw_query`` has none and waits forever where a firewall drops packets.
+    """
+    from numerapi import utils
+    from numerapi.base_api import API_TOURNAMENT_URL
+
+    # numerapi logs failures at ERROR level; nx reports them itself, in one line.
     logging.getLogger("numerapi").setLevel(logging.CRITICAL + 1)
-    return numerapi.NumerAPI(verbosity="ERROR", show_progress_bars=False)
-
-
-def dataset_url(api, filename: str, *, retries: int = 2) -> str:
-    """The download URL Numerai's API gives for ``<version>/<file>``."""
-    variables = {"filename": filename, "round": None, "tournament": api.tournament_id}
-    try:
-        answer = api.raw_query(DATASET_QUERY, variables, retries=retries, delay=1)
-    except ValueError as error:  # numerapi raises ValueError for GraphQL errors
+    body = {
+        "query": DATASET_QUERY,
+        "variables": {"filename": filename, "round": None, "tournament": CLASSIC_TOURNAMENT},
+    }
+    headers = {"Content-type": "application/json", "Accept": "application/json"}
+    answer = utils.post_with_err_handling(
+        API_TOURNAMENT_URL, body, headers, timeout=TIMEOUT_S, retries=retries, delay=1
+    )
+    if answer and answer.get("errors"):
+        messages = "; ".join(str(e.get("message", e)) for e in answer["errors"])
         raise NetworkError(
-            f"Numerai's API refused {filename}: {' '.join(str(error).split())}; "
+            f"Numerai's API refused {filename}: {' '.join(messages.split())}; "
             "check --data-version, or run `nx build-data --synthetic`"
-        ) from None
+        )
     if not answer or "data" not in answer:
         raise NetworkError(f"could not reach Numerai's API to download {filename}; {_UNREACHABLE}")
     url = (answer.get("data") or {}).get("dataset")
@@ -92,17 +101,15 @@ def download_raw(
     files: tuple[str, ...] = RAW_FILES,
     overwrite: bool = False,
     progress: Progress = NO_PROGRESS,
-    api=None,
 ) -> list[Path]:
     """Download the raw files of ``data_version`` that ``vdir`` lacks; return those fetched."""
     todo = [name for name in files if overwrite or not (vdir / name).is_file()]
     if not todo:
         return []
-    api = api or _api()
     fetched = []
     for name in todo:
         remote = f"{data_version}/{name}"
-        url = dataset_url(api, remote)
+        url = dataset_url(remote)
         download_file(url, vdir / name, label=remote, progress=progress)
         fetched.append(vdir / name)
     return fetched

@@ -97,7 +97,7 @@ _DRIFT_SD = 0.02
 _DRIFT_PHI = 0.9
 _NONLINEAR = 0.012
 _BENCHMARK_NOISE = 0.6
-_ROW_GROUP_ROWS = 50_000
+_ROW_GROUP_ROWS = 10_000  # readers hold a few row groups in flight: keep them small
 
 _FIVE_BIN_SHARES = np.array([0.05, 0.20, 0.50, 0.20, 0.05])
 _FIVE_BIN_VALUES = np.array([0.0, 0.25, 0.5, 0.75, 1.0])

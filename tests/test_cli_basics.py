@@ -38,3 +38,15 @@ def test_atomic_output_leaves_nothing_on_error(tmp_path):
 def test_json_safe_writes_nan_as_null():
     doc = _json_safe({"a": math.nan, "b": [1.0, math.inf], "c": {"d": 2}})
     assert json.loads(json.dumps(doc)) == {"a": None, "b": [1.0, None], "c": {"d": 2}}
+
+
+def test_atomic_output_uses_the_umask_mode(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644

@@ -8,8 +8,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from nx.engine.build import BUILT_FILES, build_data
+from nx.engine.build import BUILT_FILES, build_data, downsampled_eras
 from tests.data import pandas_reference as ref
 
 
@@ -73,3 +75,26 @@ def test_existing_outputs_are_reused_unless_rebuild(tmp_path, vdir):
     result = build_data(tmp_path, download=False, rebuild=True, skip_downsample=True)
     assert [p.name for p in result.built] == list(BUILT_FILES[:2])
     assert result.downsampled_full is None
+
+
+def test_outputs_derived_from_a_rebuilt_one_are_rebuilt(tmp_path, vdir):
+    shutil.copytree(vdir, tmp_path / "v5.2")
+    (tmp_path / "v5.2" / "full.parquet").unlink()
+    result = build_data(tmp_path, download=False)
+    assert [p.name for p in result.built] == ["full.parquet", *BUILT_FILES[2:]]
+    assert [p.name for p in result.reused] == ["full_benchmark_models.parquet"]
+
+
+@given(
+    eras=st.lists(st.integers(1, 1200), min_size=1, max_size=60),
+    step=st.integers(2, 9),
+    data=st.data(),
+)
+@settings(max_examples=50, deadline=None)
+def test_downsampled_eras_keeps_every_step_th_position(eras, step, data):
+    offset = data.draw(st.integers(0, step - 1))
+    width = data.draw(st.sampled_from([4, 0]))  # zero-padded, or not: order stays numeric
+    names = [f"{e:0{width}d}" for e in eras]
+    unique = sorted(set(eras))
+    expected = [f"{e:0{width}d}" for i, e in enumerate(unique) if i % step == offset]
+    assert downsampled_eras(names, step, offset) == expected

@@ -144,3 +144,23 @@ def test_unknown_file_is_a_data_error(nx, tmp_path, served):
         _mock_numerai(mock, served, missing=("v5.2/features.json",))
         result = nx("build-data", "--data-dir", tmp_path, "--quiet")
     assert_user_error(result, "Numerai offers no file v5.2/features.json", "--data-version")
+
+
+def test_api_server_error_suggests_synthetic(nx, tmp_path):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(responses.POST, API_TOURNAMENT_URL, status=503)
+        result = nx("build-data", "--data-dir", tmp_path, "--quiet")
+        assert len(mock.calls) == 2  # numerapi retried the 5xx once
+    assert_user_error(result, "could not reach Numerai's API", "--synthetic")
+    assert listing(tmp_path / "v5.2") == set()
+
+
+def test_query_names_the_file_and_the_classic_tournament(tmp_path):
+    from nx.engine.download import dataset_url
+
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, API_TOURNAMENT_URL, json={"data": {"dataset": "https://x.test/f"}})
+        assert dataset_url("v5.2/train.parquet") == "https://x.test/f"
+        sent = json.loads(mock.calls[0].request.body)
+    assert sent["variables"] == {"filename": "v5.2/train.parquet", "round": None, "tournament": 8}
+    assert "dataset(filename: $filename" in sent["query"]

@@ -41,19 +41,20 @@ def test_file_that_is_not_parquet(nx, raw_dir):
     _assert_nothing_built(vdir, set(RAW_FILES))
 
 
-def test_train_without_era(nx, raw_dir):
+@pytest.mark.parametrize(
+    ("file", "column"),
+    [
+        ("train.parquet", "era"),
+        ("validation.parquet", "data_type"),
+        ("validation.parquet", "id"),
+        ("train_benchmark_models.parquet", "era"),
+    ],
+)
+def test_raw_file_without_a_required_column(nx, raw_dir, file, column):
     vdir = raw_dir / "v5.2"
-    _rewrite(vdir / "train.parquet", lambda t: t.drop_columns(["era"]))
+    _rewrite(vdir / file, lambda t: t.drop_columns([column]))
     result = _build(nx, raw_dir)
-    assert_user_error(result, "train.parquet has no column 'era'")
-    _assert_nothing_built(vdir, set(RAW_FILES))
-
-
-def test_validation_without_data_type(nx, raw_dir):
-    vdir = raw_dir / "v5.2"
-    _rewrite(vdir / "validation.parquet", lambda t: t.drop_columns(["data_type"]))
-    result = _build(nx, raw_dir)
-    assert_user_error(result, "validation.parquet has no column 'data_type'")
+    assert_user_error(result, f"{file} has no column '{column}'")
     _assert_nothing_built(vdir, set(RAW_FILES))
 
 
