@@ -60,30 +60,12 @@ def run_nx(data_dir: Path, out: Path) -> None:
 
 
 def run_pandas(data_dir: Path, out: Path) -> None:
-    import lightgbm as lgb
-    import pandas as pd
+    from tests.train.reference import pandas_oof
 
     features = json.loads((data_dir / "v5.2" / "features.json").read_text())["feature_sets"]["all"]
-    full = pd.read_parquet(data_dir / "v5.2" / "full.parquet")
-    full[features] = full[features].astype("float32")
-    eras = sorted(full["era"].unique(), key=int)
-    size = len(eras) // N_SPLITS
-    parts = []
-    for i in range(N_SPLITS):
-        end = len(eras) if i == N_SPLITS - 1 else (i + 1) * size
-        train_eras = eras[: max(0, i * size - EMBARGO)]
-        if not train_eras:
-            continue
-        train = full[full["era"].isin(train_eras)]
-        model = lgb.LGBMRegressor(**PARAMS).fit(train[features], train["target"])
-        del train
-        val = full[full["era"].isin(eras[i * size : end])]
-        fold = val[["id", "era", "target"]].copy()
-        fold["prediction"] = model.predict(val[features])
-        fold["cv_fold"] = i
-        parts.append(fold)
+    oof = pandas_oof(data_dir, features, PARAMS, N_SPLITS, EMBARGO)
     out.mkdir(parents=True, exist_ok=True)
-    pd.concat(parts).to_parquet(out / "oof.parquet")
+    oof.to_parquet(out / "oof.parquet")
 
 
 def measure(side: str, data_dir: Path, out: Path) -> dict[str, float]:
@@ -169,6 +151,7 @@ def test_train_ratios():
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.train.reference
     side, data_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     (run_nx if side == "nx" else run_pandas)(data_dir, out)
     print(json.dumps({"peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

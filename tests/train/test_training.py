@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tomllib
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -22,6 +21,7 @@ from nx.engine.training import (
     subtract_benchmark,
 )
 from tests.train.conftest import BENCHMARK, FAST_LGBM, write_dataset
+from tests.train.reference import pandas_oof
 
 
 def config_from(text: str, name: str = "exp.toml"):
@@ -33,29 +33,6 @@ def nx_oof(config, data_dir):
     spec = ModelSpec(config.model.type, dict(config.model.params))
     frame, _, facts = oof_predictions(config, data, folds_for(config, data.eras), spec)
     return frame, facts
-
-
-def pandas_oof(data_dir, features, params, n_splits, embargo, max_train_samples=None, seed=1337):
-    """The straightforward loop: pandas with float features, slice per fold, LightGBM."""
-    full = pd.read_parquet(data_dir / "v5.2" / "full.parquet")
-    full[features] = full[features].astype("float32")
-    eras = sorted(full["era"].unique(), key=int)
-    size = len(eras) // n_splits
-    parts = []
-    for i in range(n_splits):
-        end = len(eras) if i == n_splits - 1 else (i + 1) * size
-        val_eras, train_eras = eras[i * size : end], eras[: max(0, i * size - embargo)]
-        if not train_eras:
-            continue
-        train = full[full["era"].isin(train_eras)]
-        if max_train_samples and len(train) > max_train_samples:
-            train = train.sample(n=max_train_samples, random_state=seed)
-        model = lgb.LGBMRegressor(**params).fit(train[features], train["target"])
-        val = full[full["era"].isin(val_eras)][["id", "era", "target"]].copy()
-        val["prediction"] = model.predict(full.loc[val.index, features])
-        val["cv_fold"] = i
-        parts.append(val)
-    return pd.concat(parts)
 
 
 @pytest.mark.parametrize(
