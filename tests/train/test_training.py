@@ -284,3 +284,21 @@ def test_model_on_benchmark_columns_only(small_data_dir):
     assert data.source.columns == [BENCHMARK, "v52_lgbm_teager2b20"]
     frame, _ = nx_oof(config, small_data_dir)
     assert frame["prediction"].is_finite().all() and frame["prediction"].n_unique() > 1
+
+
+def test_blocked_mode_predicts_every_era_once(small_data_dir):
+    config = config_from(
+        FAST_LGBM + '[data]\nembargo_eras = 2\n[training.cv]\nn_splits = 4\nmode = "blocked"\n'
+    )
+    frame, facts = nx_oof(config, small_data_dir)
+    full = pl.read_parquet(small_data_dir / "v5.2" / "full.parquet")
+    assert frame.height == full.height and frame["id"].n_unique() == full.height
+    assert [f["fold"] for f in facts] == [0, 1, 2, 3]
+    assert all(f["train_eras"] == 40 - 10 - 2 * (1 if f["fold"] in (0, 3) else 2) for f in facts)
+
+
+def test_expanding_mode_leaves_fold_zero_eras_out(small_data_dir):
+    config = config_from(FAST_LGBM + "[data]\nembargo_eras = 1\n[training.cv]\nn_splits = 4\n")
+    frame, _ = nx_oof(config, small_data_dir)
+    assert sorted(frame["era"].unique().to_list())[0] == "0011"
+    assert frame["cv_fold"].min() == 1
