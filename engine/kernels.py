@@ -31,6 +31,8 @@ def signed_pow15(x: float) -> float:
 
 _INSERTION_MAX = 24
 _SPREAD_DEPTH = 4
+# bucket = int((v - min) * scale) must stay finite: wider ranges go to quicksort
+_MAX_SCALE = 1e300
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -80,7 +82,7 @@ def _spread_sort(
         if vmin == vmax:
             continue
         width = vmax - vmin
-        if depth >= _SPREAD_DEPTH or not math.isfinite(width):
+        if depth >= _SPREAD_DEPTH or not (width < np.inf and m / width < _MAX_SCALE):
             order = np.argsort(keys[lo:hi])
             for i in range(m):
                 tmp_keys[i] = keys[lo + order[i]]
@@ -135,7 +137,8 @@ def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -
             vmin = min(vmin, v)
             vmax = max(vmax, v)
     width = vmax - vmin
-    if k <= _INSERTION_MAX or not (width > 0.0 and math.isfinite(width)):
+    scale = k / width if width > 0.0 else 0.0
+    if k <= _INSERTION_MAX or not (0.0 < width < np.inf and scale < _MAX_SCALE):
         j = 0
         for i in range(n):
             if not math.isnan(values[i]):
@@ -145,7 +148,6 @@ def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -
         if k > 1 and width != 0.0:
             _spread_sort(keys[:k], idx[:k], tmp_keys, tmp_idx, bucket, counts)
         return k
-    scale = k / width
     counts[: k + 1] = 0
     for i in range(n):
         v = values[i]
