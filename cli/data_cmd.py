@@ -1,7 +1,249 @@
-"""CLI commands for the data side of nx (filled in by its issue)."""
+"""``nx build-data`` and ``nx data info``: thin wrappers over nx.engine.build/datainfo."""
+
+from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
+from nx.cli.common import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_DATA_VERSION,
+    DataDirOption,
+    DataVersionOption,
+    JsonOption,
+    RichProgress,
+    err_console,
+    print_json,
+)
+
+SYNTHETIC_HELP = "Synthetic data"
+DOWNSAMPLE_HELP = "Downsampling"
+TABLE_WIDTH = 120  # file names are long; keep one row per file in narrow terminals
+
+
+def _table_console():
+    """err_console, or a wide stderr console when stderr is not a terminal (logs, CI)."""
+    if err_console.is_terminal:
+        return err_console
+    from rich.console import Console
+
+    return Console(stderr=True, width=TABLE_WIDTH)
+
+
+def _size(n_bytes: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return str(n_bytes)
+
+
+def build_data_command(
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    data_version: DataVersionOption = DEFAULT_DATA_VERSION,
+    downsample_eras_step: Annotated[
+        int,
+        typer.Option(
+            help="Keep every STEP-th era (by numeric era order) in the downsampled files; >= 2.",
+            rich_help_panel=DOWNSAMPLE_HELP,
+        ),
+    ] = 4,
+    downsample_eras_offset: Annotated[
+        int,
+        typer.Option(
+            help="Position of the first kept era, in [0, STEP).", rich_help_panel=DOWNSAMPLE_HELP
+        ),
+    ] = 0,
+    skip_downsample: Annotated[
+        bool,
+        typer.Option(
+            "--skip-downsample",
+            help="Build only full.parquet and full_benchmark_models.parquet.",
+            rich_help_panel=DOWNSAMPLE_HELP,
+        ),
+    ] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Rebuild outputs that exist (and regenerate/re-download the raw files).",
+        ),
+    ] = False,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Never contact Numerai: build from the raw files already in the data dir.",
+        ),
+    ] = False,
+    synthetic: Annotated[
+        bool,
+        typer.Option(
+            "--synthetic",
+            help="Generate a synthetic dataset with Numerai's schema instead of downloading.",
+            rich_help_panel=SYNTHETIC_HELP,
+        ),
+    ] = False,
+    scale: Annotated[
+        str | None,
+        typer.Option(
+            help="Synthetic size: tiny (60 eras x 100 rows x 40 features), small "
+            "(400 x 500 x 120, the default) or full (1200 x 5000 x 2748).",
+            rich_help_panel=SYNTHETIC_HELP,
+        ),
+    ] = None,
+    eras: Annotated[
+        int | None,
+        typer.Option(
+            help="Synthetic: number of eras (overrides --scale).", rich_help_panel=SYNTHETIC_HELP
+        ),
+    ] = None,
+    rows_per_era: Annotated[
+        int | None,
+        typer.Option(
+            help="Synthetic: mean rows per era, +-10% (overrides --scale).",
+            rich_help_panel=SYNTHETIC_HELP,
+        ),
+    ] = None,
+    features: Annotated[
+        int | None,
+        typer.Option(
+            help="Synthetic: number of features (overrides --scale).",
+            rich_help_panel=SYNTHETIC_HELP,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Synthetic: random seed; the same seed gives identical files (default 42).",
+            rich_help_panel=SYNTHETIC_HELP,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Get Numerai's raw files (download, or --synthetic) and build full.parquet,
+    full_benchmark_models.parquet and their downsampled versions."""
+    from nx.engine.build import build_data
+    from nx.engine.errors import ConfigError
+
+    synthetic_options = {
+        "--scale": scale,
+        "--eras": eras,
+        "--rows-per-era": rows_per_era,
+        "--features": features,
+        "--seed": seed,
+    }
+    given = [name for name, value in synthetic_options.items() if value is not None]
+    if given and not synthetic:
+        raise ConfigError(
+            f"{', '.join(given)} apply only to synthetic data; add --synthetic (or drop them)"
+        )
+    if synthetic and offline:
+        raise ConfigError("--offline and --synthetic exclude each other; drop one of them")
+
+    result = build_data(
+        data_dir,
+        data_version,
+        synthetic=synthetic,
+        scale=scale or "small",
+        seed=42 if seed is None else seed,
+        eras=eras,
+        rows_per_era=rows_per_era,
+        n_features=features,
+        step=downsample_eras_step,
+        offset=downsample_eras_offset,
+        skip_downsample=skip_downsample,
+        rebuild=rebuild,
+        download=not offline,
+        progress=RichProgress(quiet=quiet or json_output),
+    )
+    import pyarrow.parquet as pq
+
+    rows = {path: pq.read_metadata(path).num_rows for path in result.outputs}
+    if json_output:
+        print_json(
+            {
+                "version_dir": str(result.version_dir),
+                "raw_source": result.raw_source,
+                "outputs": {
+                    path.name: {
+                        "path": str(path),
+                        "rows": rows[path],
+                        "bytes": path.stat().st_size,
+                        "status": "built" if path in result.built else "reused",
+                    }
+                    for path in result.outputs
+                },
+            }
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{result.version_dir} (raw files: {result.raw_source})")
+    for column in ("file", "rows", "size", "status"):
+        right = column in ("rows", "size")
+        table.add_column(column, justify="right" if right else "left", no_wrap=True)
+    for path in result.outputs:
+        status = "built" if path in result.built else "reused (--rebuild to redo)"
+        table.add_row(path.name, f"{rows[path]:,}", _size(path.stat().st_size), status)
+    _table_console().print(table)
+
+
+def data_info_command(
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    data_version: DataVersionOption = DEFAULT_DATA_VERSION,
+    json_output: JsonOption = False,
+) -> None:
+    """List the files of a data version: rows, eras, features, targets and size."""
+    from nx.engine.datainfo import data_info
+
+    info = data_info(data_dir, data_version)
+    if json_output:
+        print_json(info.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table(title=str(info.version_dir))
+    columns = ("file", "kind", "rows", "eras", "first", "last", "features", "targets", "size")
+    for column in columns:
+        left = column in ("file", "kind")
+        table.add_column(column, justify="left" if left else "right", no_wrap=True)
+
+    def cell(value) -> str:
+        return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+    for f in info.files:
+        if f.problem:
+            table.add_row(f.name, f.kind, f"[red]{f.problem}[/red]", *[""] * 5, _size(f.size_bytes))
+            continue
+        table.add_row(
+            f.name,
+            f.kind,
+            cell(f.rows),
+            cell(f.eras),
+            cell(f.first_era),
+            cell(f.last_era),
+            cell(f.features),
+            cell(f.targets),
+            _size(f.size_bytes),
+        )
+    _table_console().print(table)
+    if info.feature_sets:
+        sets = ", ".join(f"{name} {n}" for name, n in info.feature_sets.items())
+        err_console.print(f"Feature sets: {sets}", highlight=False)
+    if info.missing_raw:
+        err_console.print(f"Missing raw files: {', '.join(info.missing_raw)}", highlight=False)
+    if info.missing_built:
+        err_console.print(
+            f"Not built yet: {', '.join(info.missing_built)} (run `nx build-data`)", highlight=False
+        )
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``build-data`` and the ``data`` group to the root app."""
+    app.command("build-data")(build_data_command)
+    data_app = typer.Typer(help="Inspect Numerai data directories.", no_args_is_help=True)
+    data_app.command("info")(data_info_command)
+    app.add_typer(data_app, name="data")

@@ -48,3 +48,19 @@ def assert_user_error(result, *fragments: str) -> None:
     assert len(lines) == 1, stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+TINY_SEED = 1
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """A data dir holding ``v5.2/`` with every raw and built file (``--scale tiny``, seed 1).
+
+    Shared by the whole session: treat it as read-only (copy it to modify files).
+    """
+    from nx.engine.build import build_data
+
+    data_dir = tmp_path_factory.mktemp("tiny_data")
+    build_data(data_dir, "v5.2", synthetic=True, scale="tiny", seed=TINY_SEED)
+    return data_dir
