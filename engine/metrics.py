@@ -29,7 +29,9 @@ maximum), NaN eras skipped and counted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -292,44 +294,73 @@ def _fnc_inputs(
     preds: np.ndarray, features: np.ndarray, layout: EraLayout, progress: Progress
 ) -> tuple[np.ndarray, np.ndarray]:
     """Variance-normalized neutral predictions (columns, rows) in era order, and a
-    per-(era, column) flag for degenerate eras (constant after neutralizing)."""
+    per-(era, column) flag for degenerate eras (constant after neutralizing).
+
+    Eras are solved on a thread per core, each with single-threaded BLAS when
+    threadpoolctl is available (nested BLAS threads thrash on small machines).
+    """
     gauss = kernels.gauss_rank_eras(preds, layout.offsets, False)
     n_eras = len(layout.offsets) - 1
     neutral = np.full(preds.shape, np.nan)
     degenerate = np.zeros((n_eras, preds.shape[0]), dtype=bool)
+
+    def one_era(e: int) -> None:
+        lo, hi = layout.offsets[e], layout.offsets[e + 1]
+        present = ~np.isnan(preds[:, lo:hi])
+        # columns sharing the same present rows share one Gram matrix
+        groups: dict[bytes, list[int]] = {}
+        for c in range(preds.shape[0]):
+            groups.setdefault(np.packbits(present[c]).tobytes(), []).append(c)
+        for cols in groups.values():
+            kept = np.flatnonzero(present[cols[0]])
+            if len(kept) == 0:
+                continue
+            rows = slice(lo, hi) if len(kept) == hi - lo else kept + lo
+            x = features[rows]
+            if x.dtype.kind == "f" and np.isnan(x).any():
+                raise ScoringError(
+                    f"era {layout.eras[e]}: features have missing values; FNC and "
+                    "feature exposure need complete features"
+                )
+            inputs = gauss[cols][:, rows].T
+            resid = neutralize_block(inputs, x)
+            std = resid.std(axis=0)
+            # An exact fit (e.g. fewer rows than features) leaves only rounding
+            # noise, whose ranks would be arbitrary: call that era NaN.
+            std[std <= _EXACT_FIT * inputs.std(axis=0)] = np.nan
+            with np.errstate(invalid="ignore", divide="ignore"):
+                resid = resid / std
+            for j, c in enumerate(cols):
+                if not np.isfinite(resid[:, j]).all():
+                    degenerate[e, c] = True
+                else:
+                    neutral[c, rows] = resid[:, j]
+
     with progress.task("Neutralizing against features", total=n_eras) as task:
-        for e in range(n_eras):
-            lo, hi = layout.offsets[e], layout.offsets[e + 1]
-            present = ~np.isnan(preds[:, lo:hi])
-            # columns sharing the same present rows share one Gram matrix
-            groups: dict[bytes, list[int]] = {}
-            for c in range(preds.shape[0]):
-                groups.setdefault(np.packbits(present[c]).tobytes(), []).append(c)
-            for cols in groups.values():
-                rows = np.flatnonzero(present[cols[0]]) + lo
-                if len(rows) == 0:
-                    continue
-                x = features[rows]
-                if x.dtype.kind == "f" and np.isnan(x).any():
-                    raise ScoringError(
-                        f"era {layout.eras[e]}: features have missing values; FNC and "
-                        "feature exposure need complete features"
-                    )
-                inputs = gauss[cols][:, rows].T
-                resid = neutralize_block(inputs, x)
-                std = resid.std(axis=0)
-                # An exact fit (e.g. fewer rows than features) leaves only rounding
-                # noise, whose ranks would be arbitrary: call that era NaN.
-                std[std <= _EXACT_FIT * inputs.std(axis=0)] = np.nan
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    resid = resid / std
-                for j, c in enumerate(cols):
-                    if not np.isfinite(resid[:, j]).all():
-                        degenerate[e, c] = True
-                    else:
-                        neutral[c, rows] = resid[:, j]
-            task.advance()
+        with _single_threaded_blas() as workers:
+            if workers <= 1:
+                for e in range(n_eras):
+                    one_era(e)
+                    task.advance()
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(workers) as pool:
+                    for _ in pool.map(one_era, range(n_eras)):
+                        task.advance()
     return neutral, degenerate
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[int]:
+    """Limit BLAS to one thread and yield how many era workers to run (1 if unable)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield 1
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield max(1, min(os.cpu_count() or 1, 8))
 
 
 def feature_neutral_corr(
