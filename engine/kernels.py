@@ -227,6 +227,35 @@ def fill_rank_table(table: np.ndarray, table_pow: np.ndarray, k: int) -> None:
         table_pow[k // 2] = 0.0
 
 
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _rank_table(tables, k: int):
+    """The (table, table_pow) of :func:`fill_rank_table` for k values, cached in ``tables``."""
+    table, table_pow, table_k = tables
+    if table_k[0] != k:
+        fill_rank_table(table, table_pow, k)
+        table_k[0] = k
+    return table, table_pow
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _tie_group(keys, s: int, k: int, table, table_pow):
+    """The tie group starting at sorted position s: (its last position e, g, pow15(g)).
+
+    Its average rank is (s + e + 2) / 2, so (rank - 0.5) / k = (s + e + 1) / (2k)
+    (bit for bit the fraction pandas forms) and g = ndtri of that: from the table
+    of untied values when s + e + 1 is odd.
+    """
+    v = keys[s]
+    e = s
+    while e + 1 < k and keys[e + 1] == v:
+        e += 1
+    j2 = s + e + 1
+    if j2 % 2 == 1:
+        return e, table[j2 // 2], table_pow[j2 // 2]
+    g = ndtri(j2 / (2.0 * k))
+    return e, g, signed_pow15(g)
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def _tables(n: int):
     return np.empty(n), np.empty(n), np.full(1, -1, dtype=np.int64)
@@ -243,23 +272,10 @@ def ranks_sorted(keys, idx, k: int, out: np.ndarray, out_pow: np.ndarray, tables
     """
     if k == 0:
         return 0
-    table, table_pow, table_k = tables
-    if table_k[0] != k:
-        fill_rank_table(table, table_pow, k)
-        table_k[0] = k
+    table, table_pow = _rank_table(tables, k)
     s = 0
     while s < k:
-        v = keys[s]
-        e = s
-        while e + 1 < k and keys[e + 1] == v:
-            e += 1
-        j2 = s + e + 1
-        if j2 % 2 == 1:
-            g = table[j2 // 2]
-            gp = table_pow[j2 // 2]
-        else:
-            g = ndtri(j2 / (2.0 * k))
-            gp = signed_pow15(g)
+        e, g, gp = _tie_group(keys, s, k, table, table_pow)
         for j in range(s, e + 1):
             out[idx[j]] = g
             out_pow[idx[j]] = gp
@@ -373,10 +389,7 @@ def _walk(keys, idx, k: int, tables, ys, zs, sums_y, sums_z):
     Returns (sum gp, sum gp^2) and fills ``sums_y[i] = sum gp * ys[i][row]`` and
     ``sums_z[i] = sum g * zs[i][row]``.
     """
-    table, table_pow, table_k = tables
-    if table_k[0] != k:
-        fill_rank_table(table, table_pow, k)
-        table_k[0] = k
+    table, table_pow = _rank_table(tables, k)
     ny = ys.shape[0]
     nz = zs.shape[0]
     sums_y[:] = 0.0
@@ -385,17 +398,7 @@ def _walk(keys, idx, k: int, tables, ys, zs, sums_y, sums_z):
     s_gp2 = 0.0
     s = 0
     while s < k:
-        v = keys[s]
-        e = s
-        while e + 1 < k and keys[e + 1] == v:
-            e += 1
-        j2 = s + e + 1
-        if j2 % 2 == 1:
-            g = table[j2 // 2]
-            gp = table_pow[j2 // 2]
-        else:
-            g = ndtri(j2 / (2.0 * k))
-            gp = signed_pow15(g)
+        e, g, gp = _tie_group(keys, s, k, table, table_pow)
         cnt = e - s + 1
         s_gp += gp * cnt
         s_gp2 += gp * gp * cnt
@@ -810,6 +813,22 @@ def exposure_eras(preds: np.ndarray, features: np.ndarray, offsets: np.ndarray) 
     return out
 
 
+@njit(cache=True, error_model="numpy", nogil=True)
+def counting_order(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """Stable order grouping rows by code (0 <= code < n_codes): a counting sort."""
+    starts = np.zeros(n_codes + 1, dtype=np.int64)
+    for c in codes:
+        starts[c + 1] += 1
+    for c in range(n_codes):
+        starts[c + 1] += starts[c]
+    order = np.empty(codes.shape[0], dtype=np.int64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        order[starts[c]] = i
+        starts[c] += 1
+    return order
+
+
 @njit(cache=True, error_model="numpy")
 def summary_stats(values: np.ndarray):
     """(mean, std ddof 0, sharpe, max drawdown, n_nan) of a per-era series, NaN skipped.
@@ -844,3 +863,39 @@ def summary_stats(values: np.ndarray):
         peak = max(peak, cum)
         drawdown = max(drawdown, peak - cum)
     return mean, std, sharpe, drawdown, n_nan
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def hash_lookup(right_keys: np.ndarray, left_keys: np.ndarray):
+    """For each left key, the row of the equal right key (-1 if none), through an
+    open-addressing table of (key, row + 1) pairs (one cache line per probe); also
+    whether the right keys hold duplicates (then the answer is not used). Keys are
+    64-bit hashes, so callers verify the matches."""
+    n_right = right_keys.shape[0]
+    size = 1
+    while size < 2 * n_right + 1:
+        size *= 2
+    mask = np.uint64(size - 1)
+    table = np.zeros((size, 2), dtype=np.uint64)
+    duplicate = False
+    for r in range(n_right):
+        key = right_keys[r]
+        h = (key ^ (key >> np.uint64(29))) & mask
+        while table[h, 1] != 0:
+            if table[h, 0] == key:
+                duplicate = True
+                break
+            h = (h + np.uint64(1)) & mask
+        if table[h, 1] == 0:
+            table[h, 0] = key
+            table[h, 1] = np.uint64(r + 1)
+    out = np.full(left_keys.shape[0], -1, dtype=np.int64)
+    for i in range(left_keys.shape[0]):
+        key = left_keys[i]
+        h = (key ^ (key >> np.uint64(29))) & mask
+        while table[h, 1] != 0:
+            if table[h, 0] == key:
+                out[i] = np.int64(table[h, 1]) - 1
+                break
+            h = (h + np.uint64(1)) & mask
+    return out, duplicate

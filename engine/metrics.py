@@ -79,23 +79,12 @@ class EraLayout:
                 f"era column '{labels.name}' has {labels.null_count()} missing values; "
                 "give every row an era"
             )
-        unique = labels.unique()
-        self.eras = _sorted_eras(unique)
-        codes = (
-            labels.to_frame("era")
-            .join(
-                pl.DataFrame({"era": self.eras, "code": np.arange(len(self.eras))}),
-                on="era",
-                how="left",
-                maintain_order="left",
-            )["code"]
-            .to_numpy()
-            .astype(np.int64)
-        )
+        self.eras = _sorted_eras(labels.unique())
+        codes = _era_codes(labels, self.eras)
         counts = np.bincount(codes, minlength=len(self.eras))
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.identity = bool(np.all(codes[1:] >= codes[:-1])) if len(codes) else True
-        self.order = None if self.identity else np.argsort(codes, kind="stable")
+        self.order = None if self.identity else kernels.counting_order(codes, len(self.eras))
         self.n_rows = len(codes)
 
     def take(self, values: np.ndarray) -> np.ndarray:
@@ -124,6 +113,17 @@ class EraLayout:
         sub.offsets = np.concatenate([[0], np.cumsum(sizes[keep_eras])]).astype(np.int64)
         sub.identity, sub.order, sub.n_rows = True, None, int(rows.sum())
         return sub, np.flatnonzero(rows)
+
+
+def _era_codes(labels: pl.Series, eras: pl.Series) -> np.ndarray:
+    """Position of each row's era in ``eras`` (a hash lookup, no sort)."""
+    if labels.dtype == pl.String:
+        codes = labels.cast(pl.Enum(eras.to_list())).to_physical()
+    else:
+        lookup = pl.DataFrame({"era": eras, "code": np.arange(len(eras))})
+        codes = labels.to_frame("era").join(lookup, on="era", how="left", maintain_order="left")
+        codes = codes["code"]
+    return codes.to_numpy().astype(np.int64)
 
 
 def _sorted_eras(unique: pl.Series) -> pl.Series:

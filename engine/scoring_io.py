@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from nx.engine.errors import DataError
@@ -21,6 +22,7 @@ DEFAULT_BENCHMARK_MODEL = "lgbm_ender20"
 META_MODEL_COL = "numerai_meta_model"
 BENCHMARK_COL = "__nx_benchmark__"
 META_COL = "__nx_meta_model__"
+_SEEDS = (0x6E78, 0x5C0E)
 _NOT_PREDICTIONS = ("target", "feature_")
 _RESERVED = {"era", "id", "data_type", "date", "numerai_ticker", "symbol", "cv_fold"}
 
@@ -190,7 +192,10 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
         raise DataError(f"{inputs.predictions} has no rows; nothing to score")
     has_id = id_col in frame.columns
     if has_id:
-        n_unique = frame[id_col].n_unique()
+        # distinct hashes prove distinct ids; only on a tie are the strings compared
+        n_unique = pl.Series(_id_keys(frame[id_col])[0]).n_unique()
+        if n_unique != frame.height:
+            n_unique = frame[id_col].n_unique()
         if n_unique != frame.height:
             raise DataError(
                 f"{inputs.predictions} has {frame.height - n_unique} duplicate ids in "
@@ -203,6 +208,9 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
         )
     notes: list[str] = []
     feature_cols: list[str] = []
+    # Each file is read once (only the columns used) and its rows aligned to the
+    # predictions by id: a hash lookup, or a polars left join when that cannot be used.
+    sources: list[tuple[str, pl.LazyFrame, bool]] = []  # (path, (id, values), must match)
     if need_join:
         data_path = Path(inputs.data) if inputs.data else _default_data_path(inputs)
         data = scan_table(data_path, "data")
@@ -217,26 +225,40 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
         if inputs.features:
             feature_cols = _feature_set(inputs, data_columns, data_path)
             wanted += [c for c in feature_cols if c not in frame.columns]
-        with progress.task(f"Joining {data_path.name} by id", total=None):
-            ids = frame.select(id_col)
-            joined = data.select(id_col, *wanted).join(ids.lazy(), on=id_col, how="semi").collect()
-            if joined[id_col].n_unique() != joined.height:
-                raise DataError(f"{data_path} has duplicate ids in '{id_col}'; rebuild it")
-            if joined.height < frame.height:
-                missing = frame.height - joined.height
-                raise DataError(
-                    f"{missing} of {frame.height} ids of {inputs.predictions} are not in "
-                    f"{data_path}; score predictions for that data (or pass --data)"
-                )
-            frame = frame.join(joined, on=id_col, how="left", maintain_order="left")
+        sources.append((str(data_path), data.select(id_col, *wanted), True))
         notes.append(f"era/target joined from {data_path}")
-    benchmark_col = _join_benchmark(inputs, frame, id_col, notes, progress)
-    if benchmark_col is not None:
-        frame = benchmark_col[1]
-        benchmark_col = benchmark_col[0]
+    benchmark_col = None
+    bench = _benchmark_values(inputs, frame, id_col, notes, progress)
+    if bench is not None:
+        sources.append((notes[-1].rsplit(" from ", 1)[-1], bench, False))
+        benchmark_col = BENCHMARK_COL
     meta_col = None
     if inputs.meta_model is not None:
-        frame, meta_col = _join_meta(inputs, frame, id_col)
+        sources.append((str(inputs.meta_model), _meta_values(inputs, id_col), False))
+        meta_col = META_COL
+    if sources:
+        names = ", ".join(Path(path).name for path, _, _ in sources)
+        with progress.task(f"Joining by id: {names}", total=None):
+            tables = pl.collect_all([table for _, table, _ in sources])
+            left = _id_keys(frame[id_col])  # (cheap: polars hashes 3M ids in ~30 ms)
+            for (path, _, must_match), table in zip(sources, tables, strict=True):
+                aligned = _align(left, table, id_col)
+                if aligned is None:  # duplicate ids or a hash collision: plain join
+                    aligned = frame.select(id_col).join(table, on=id_col, how="left")
+                    if aligned.height != frame.height:
+                        raise DataError(
+                            f"{path} has duplicate ids in '{id_col}'; keep one row per id"
+                        )
+                    aligned = aligned.drop(id_col)
+                    found = aligned.height - aligned[aligned.columns[0]].null_count()
+                else:
+                    aligned, found = aligned
+                if must_match and found < frame.height:
+                    raise DataError(
+                        f"{frame.height - found} of {frame.height} ids of {inputs.predictions} "
+                        f"are not in {path}; score predictions for that data (or pass --data)"
+                    )
+                frame = frame.hstack(aligned)
     return ScoreFrame(
         frame=frame,
         pred_cols=pred_cols,
@@ -249,10 +271,49 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
     )
 
 
-def _join_benchmark(
+def _id_keys(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes of the ids: equal pairs mean equal ids (a chance
+    collision of both is about 1e-26 for millions of ids)."""
+    return ids.hash(_SEEDS[0]).to_numpy(), ids.hash(_SEEDS[1]).to_numpy()
+
+
+def _align(
+    left: tuple[np.ndarray, np.ndarray], table: pl.DataFrame, id_col: str
+) -> tuple[pl.DataFrame, int] | None:
+    """``table``'s columns (but id) in the order of the left ids, null/NaN where an id
+    is missing, and how many were found; None when ``table`` repeats an id or the
+    second hash disagrees (the caller then joins with polars)."""
+    from nx.engine.kernels import hash_lookup
+
+    right = _id_keys(table[id_col])
+    rows, duplicate = hash_lookup(right[0], left[0])
+    found = rows >= 0
+    if duplicate or not np.array_equal(right[1][rows[found]], left[1][found]):
+        return None
+    n_found = int(found.sum())
+    safe = np.where(found, rows, 0)
+    columns = []
+    for col in table.columns:
+        if col == id_col:
+            continue
+        series = table[col]
+        if series.dtype.is_numeric() and series.null_count() == 0:
+            values = series.to_numpy()[safe]
+            if n_found < len(rows):
+                values = np.where(found, values, np.nan)
+            columns.append(pl.Series(col, values))
+        else:
+            index = pl.Series(safe, dtype=pl.Int64)
+            if n_found < len(rows):
+                index = pl.select(pl.when(pl.lit(found)).then(index)).to_series()
+            columns.append(series.gather(index).alias(col))
+    return pl.DataFrame(columns), n_found
+
+
+def _benchmark_values(
     inputs: ScoreInputs, frame: pl.DataFrame, id_col: str, notes: list[str], progress: Progress
-) -> tuple[str, pl.DataFrame] | None:
-    """Left-join the benchmark model column (NaN where the benchmark has no row)."""
+) -> pl.LazyFrame | None:
+    """(id, benchmark) to left-join: NaN where the benchmark has no row."""
     explicit = inputs.benchmark_data is not None
     path = (
         Path(inputs.benchmark_data)
@@ -272,18 +333,11 @@ def _join_benchmark(
     column = _resolve_column(columns, name, path, "benchmark model")
     if not _schema(bench)[column].is_numeric():
         raise DataError(f"benchmark column '{column}' of {path} is not numeric")
-    with progress.task(f"Joining {path.name} by id", total=None):
-        values = (
-            bench.select(id_col, pl.col(column).cast(pl.Float64).alias(BENCHMARK_COL))
-            .join(frame.select(id_col).lazy(), on=id_col, how="semi")
-            .unique(id_col, keep="first")
-            .collect()
-        )
     notes.append(f"BMC against {column} from {path}")
-    return BENCHMARK_COL, frame.join(values, on=id_col, how="left", maintain_order="left")
+    return bench.select(id_col, pl.col(column).cast(pl.Float64).alias(BENCHMARK_COL))
 
 
-def _join_meta(inputs: ScoreInputs, frame: pl.DataFrame, id_col: str) -> tuple[pl.DataFrame, str]:
+def _meta_values(inputs: ScoreInputs, id_col: str) -> pl.LazyFrame:
     path = Path(inputs.meta_model)
     meta = scan_table(path, "meta model")
     schema = _schema(meta)
@@ -299,13 +353,7 @@ def _join_meta(inputs: ScoreInputs, frame: pl.DataFrame, id_col: str) -> tuple[p
                 "with that column"
             )
         column = numeric[0]
-    values = (
-        meta.select(id_col, pl.col(column).cast(pl.Float64).alias(META_COL))
-        .join(frame.select(id_col).lazy(), on=id_col, how="semi")
-        .unique(id_col, keep="first")
-        .collect()
-    )
-    return frame.join(values, on=id_col, how="left", maintain_order="left"), META_COL
+    return meta.select(id_col, pl.col(column).cast(pl.Float64).alias(META_COL))
 
 
 def score_document(frame: ScoreFrame, summary: dict[str, Any], n_eras: int) -> dict[str, Any]:
