@@ -79,8 +79,18 @@ class EraLayout:
                 f"era column '{labels.name}' has {labels.null_count()} missing values; "
                 "give every row an era"
             )
-        self.eras = _sorted_eras(labels.unique())
-        codes = _era_codes(labels, self.eras)
+        if isinstance(labels.dtype, pl.Enum):
+            # Enum eras (as nx score reads them): remap the physical codes
+            categories = pl.Series(labels.dtype.categories, dtype=pl.String)
+            physical = labels.to_physical().to_numpy().astype(np.int64)
+            used = np.flatnonzero(np.bincount(physical, minlength=len(categories)))
+            self.eras = _sorted_eras(categories.gather(used))
+            position = np.zeros(len(categories), dtype=np.int64)
+            position[used] = _era_codes(categories.gather(used), self.eras)
+            codes = position[physical]
+        else:
+            self.eras = _sorted_eras(labels.unique())
+            codes = _era_codes(labels, self.eras)
         counts = np.bincount(codes, minlength=len(self.eras))
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.identity = bool(np.all(codes[1:] >= codes[:-1])) if len(codes) else True

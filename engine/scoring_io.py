@@ -303,6 +303,9 @@ def _align(
                 values = np.where(found, values, np.nan)
             columns.append(pl.Series(col, values))
         else:
+            if series.dtype == pl.String and col != id_col:
+                # few distinct labels (eras): gather small codes, not strings
+                series = series.cast(pl.Enum(series.unique().sort().to_list()))
             index = pl.Series(safe, dtype=pl.Int64)
             if n_found < len(rows):
                 index = pl.select(pl.when(pl.lit(found)).then(index)).to_series()

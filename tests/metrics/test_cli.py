@@ -272,3 +272,25 @@ def test_bad_options(nx, data_dir, preds, args, fragments, tmp_path):
 
 def test_no_data_to_join(nx, preds, tmp_path):
     assert_user_error(nx("score", preds, "--data-dir", tmp_path), "nx build-data", "--data")
+
+
+def test_duplicate_ids_in_the_data(nx, data_dir, preds, full, tmp_path):
+    data = tmp_path / "dup_data.parquet"
+    pl.concat(
+        [full.select("id", "era", "target"), full.select("id", "era", "target").head(2)]
+    ).write_parquet(data)
+    assert_user_error(nx("score", preds, "--data-dir", data_dir, "--data", data), "duplicate ids")
+
+
+def test_benchmark_rows_missing_for_some_ids(nx, data_dir, preds, tmp_path):
+    """Ids the benchmark file lacks get no benchmark (eras without any are left out)."""
+    bench = pl.read_parquet(data_dir / "v5.2" / "full_benchmark_models.parquet")
+    first_eras = bench["era"].unique().sort()[:3]
+    path = tmp_path / "bench.parquet"
+    bench.filter(~pl.col("era").is_in(first_eras.to_list())).write_parquet(path)
+    doc = _json(nx("score", preds, "--data-dir", data_dir, "--benchmark-data", path, "--json"))
+    full_doc = _json(nx("score", preds, "--data-dir", data_dir, "--json"))
+    assert (
+        doc["columns"]["prediction"]["bmc"]["eras"]
+        == full_doc["columns"]["prediction"]["bmc"]["eras"] - 3
+    )
