@@ -866,36 +866,23 @@ def summary_stats(values: np.ndarray):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def hash_lookup(right_keys: np.ndarray, left_keys: np.ndarray):
-    """For each left key, the row of the equal right key (-1 if none), through an
-    open-addressing table of (key, row + 1) pairs (one cache line per probe); also
-    whether the right keys hold duplicates (then the answer is not used). Keys are
-    64-bit hashes, so callers verify the matches."""
-    n_right = right_keys.shape[0]
-    size = 1
-    while size < 2 * n_right + 1:
-        size *= 2
-    mask = np.uint64(size - 1)
-    table = np.zeros((size, 2), dtype=np.uint64)
+def match_sorted(left_sorted, left_order, right_sorted, right_order):
+    """Rows aligning two key sets given each one's sorted keys and sorting order: for
+    each left row the right row with the same key (-1 if none), by one merge pass;
+    also whether the right keys repeat (then the caller does not use the answer)."""
+    n_left = left_sorted.shape[0]
+    n_right = right_sorted.shape[0]
     duplicate = False
-    for r in range(n_right):
-        key = right_keys[r]
-        h = (key ^ (key >> np.uint64(29))) & mask
-        while table[h, 1] != 0:
-            if table[h, 0] == key:
-                duplicate = True
-                break
-            h = (h + np.uint64(1)) & mask
-        if table[h, 1] == 0:
-            table[h, 0] = key
-            table[h, 1] = np.uint64(r + 1)
-    out = np.full(left_keys.shape[0], -1, dtype=np.int64)
-    for i in range(left_keys.shape[0]):
-        key = left_keys[i]
-        h = (key ^ (key >> np.uint64(29))) & mask
-        while table[h, 1] != 0:
-            if table[h, 0] == key:
-                out[i] = np.int64(table[h, 1]) - 1
-                break
-            h = (h + np.uint64(1)) & mask
+    for j in range(1, n_right):
+        if right_sorted[j] == right_sorted[j - 1]:
+            duplicate = True
+            break
+    out = np.full(n_left, -1, dtype=np.int64)
+    j = 0
+    for i in range(n_left):
+        key = left_sorted[i]
+        while j < n_right and right_sorted[j] < key:
+            j += 1
+        if j < n_right and right_sorted[j] == key:
+            out[left_order[i]] = right_order[j]
     return out, duplicate
