@@ -284,50 +284,6 @@ def ranks_sorted(keys, idx, k: int, out: np.ndarray, out_pow: np.ndarray, tables
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def ranks_masked(keys, idx, k_valid: int, mask, sel_keys, sel_idx, out, out_pow, tables) -> int:
-    """:func:`ranks_sorted` over only the sorted rows whose ``mask`` is set."""
-    m = 0
-    for j in range(k_valid):
-        row = idx[j]
-        if mask[row]:
-            sel_keys[m] = keys[j]
-            sel_idx[m] = row
-            m += 1
-    return ranks_sorted(sel_keys, sel_idx, m, out, out_pow, tables)
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
-def pearson_masked(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
-    """Pearson correlation of x and y over ``mask`` (NaN for < 2 rows or zero variance)."""
-    n = 0
-    sx = 0.0
-    sy = 0.0
-    for i in range(x.shape[0]):
-        if mask[i]:
-            n += 1
-            sx += x[i]
-            sy += y[i]
-    if n < 2:
-        return NAN
-    mx = sx / n
-    my = sy / n
-    sxx = 0.0
-    syy = 0.0
-    sxy = 0.0
-    for i in range(x.shape[0]):
-        if mask[i]:
-            dx = x[i] - mx
-            dy = y[i] - my
-            sxx += dx * dx
-            syy += dy * dy
-            sxy += dx * dy
-    if sxx == 0.0 or syy == 0.0:
-        return NAN
-    r = sxy / math.sqrt(sxx * syy)
-    return min(1.0, max(-1.0, r))
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
 def centered_pow15(values: np.ndarray, out: np.ndarray) -> int:
     """out = signed_pow15(values - mean over non-NaN values); returns the non-NaN count."""
     n = 0
