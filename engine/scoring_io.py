@@ -240,10 +240,18 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
     if sources:
         names = ", ".join(Path(path).name for path, _, _ in sources)
         with progress.task(f"Joining by id: {names}", total=None):
-            tables = pl.collect_all([table for _, table, _ in sources])
-            left = _id_keys(frame[id_col])
-            for (path, _, must_match), table in zip(sources, tables, strict=True):
-                aligned = _align(left, table, id_col)
+            from concurrent.futures import ThreadPoolExecutor
+
+            # reading the files, hashing/sorting the ids and aligning each file release
+            # the GIL: overlap them
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                reading = pool.submit(pl.collect_all, [table for _, table, _ in sources])
+                left = _id_keys(frame[id_col])
+                tables = reading.result()
+                alignments = list(pool.map(lambda table: _align(left, table, id_col), tables))
+            for (path, _, must_match), table, aligned in zip(
+                sources, tables, alignments, strict=True
+            ):
                 if aligned is None:  # duplicate ids or a hash collision: plain join
                     aligned = frame.select(id_col).join(table, on=id_col, how="left")
                     if aligned.height != frame.height:
