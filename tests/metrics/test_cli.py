@@ -294,3 +294,16 @@ def test_benchmark_rows_missing_for_some_ids(nx, data_dir, preds, tmp_path):
         doc["columns"]["prediction"]["bmc"]["eras"]
         == full_doc["columns"]["prediction"]["bmc"]["eras"] - 3
     )
+
+
+def test_features_all_without_features_json(nx, data_dir, preds, tmp_path):
+    local = tmp_path / "data"
+    shutil.copytree(data_dir / "v5.2", local / "v5.2")
+    (local / "v5.2" / "features.json").unlink()
+    doc = _json(nx("score", preds, "--data-dir", local, "--features", "all", "--json"))
+    assert {"fnc", "feature_exposure"} <= set(doc["columns"]["prediction"])
+    assert_user_error(
+        nx("score", preds, "--data-dir", local, "--features", "small"),
+        "features.json",
+        "--features all",
+    )
