@@ -380,6 +380,45 @@ def _walk(keys, idx, k: int, tables, ys, zs, sums_y, sums_z):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
+def _walk_one_ref(keys, idx, k: int, tables, y, w, t4, m, out):
+    """:func:`_walk` for one reference: out = (sum gp*y, sum gp*w, sum g*t4, sum g*m);
+    returns (sum gp, sum gp^2)."""
+    table, table_pow = _rank_table(tables, k)
+    s_gp = 0.0
+    s_gp2 = 0.0
+    s_y = 0.0
+    s_w = 0.0
+    s_t = 0.0
+    s_m = 0.0
+    s = 0
+    while s < k:
+        e, g, gp = _tie_group(keys, s, k, table, table_pow)
+        ay = 0.0
+        aw = 0.0
+        at = 0.0
+        am = 0.0
+        for j in range(s, e + 1):
+            row = idx[j]
+            ay += y[row]
+            aw += w[row]
+            at += t4[row]
+            am += m[row]
+        cnt = e - s + 1
+        s_gp += gp * cnt
+        s_gp2 += gp * gp * cnt
+        s_y += gp * ay
+        s_w += gp * aw
+        s_t += g * at
+        s_m += g * am
+        s = e + 1
+    out[0] = s_y
+    out[1] = s_w
+    out[2] = s_t
+    out[3] = s_m
+    return s_gp, s_gp2
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
 def _pearson_from_sums(k: int, s_x, s_xx, s_xy, s_y, s_yy) -> float:
     """Pearson from sums over k rows; y is pre-shifted to a near-zero mean, and the
     gaussianized x is symmetric around 0, so the one-pass formulas lose nothing."""
@@ -532,7 +571,7 @@ def _score_era(preds, t, refs, corr_with_ref):
     for r in range(n_refs):
         zs_all[2 * r] = t4c[r]
         zs_all[2 * r + 1] = m_base[r]
-    sums_y = np.empty(1 + n_w)
+    sums_y = np.empty(max(1 + n_w, 4))
     sums_z = np.empty(2 * n_refs)
     ys1 = np.empty((1, n))
     zs2 = np.empty((2, n))
@@ -546,7 +585,14 @@ def _score_era(preds, t, refs, corr_with_ref):
         k_p = sort_valid(p, keys, idx, buffers)
         p_full = k_p == n
         if p_full and t_full and refs_full:
-            s_gp, s_gp2 = _walk(keys, idx, n, tables, ys_all, zs_all, sums_y, sums_z)
+            if n_refs == 1:  # the common case, with its sums in registers
+                s_gp, s_gp2 = _walk_one_ref(
+                    keys, idx, n, tables, ys_all[0], ys_all[n_w], zs_all[0], zs_all[1], sums_y
+                )
+                sums_z[0] = sums_y[2]
+                sums_z[1] = sums_y[3]
+            else:
+                s_gp, s_gp2 = _walk(keys, idx, n, tables, ys_all, zs_all, sums_y, sums_z)
             kept[c, :] = n
             corr[c] = _pearson_from_sums(n, s_gp, s_gp2, sums_y[0], ty_s, ty_ss)
             for r in range(n_refs):
