@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from nx.engine.ndtri import ndtri
+from nx.engine.ndtri import central_rank_values, ndtri
 
 NAN = np.nan
 
@@ -29,124 +29,258 @@ def signed_pow15(x: float) -> float:
     return -((-x) * math.sqrt(-x))
 
 
+_INSERTION_MAX = 24
+_SPREAD_DEPTH = 4
+# bucket = int((v - min) * scale) must stay finite: wider ranges go to quicksort
+_MAX_SCALE = 1e300
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
-def valid_order(values: np.ndarray) -> np.ndarray:
-    """Indices of the non-NaN entries of ``values``, sorted by value."""
+def _insertion_sort(keys: np.ndarray, idx: np.ndarray, lo: int, hi: int) -> None:
+    for i in range(lo + 1, hi):
+        key = keys[i]
+        item = idx[i]
+        j = i - 1
+        while j >= lo and keys[j] > key:
+            keys[j + 1] = keys[j]
+            idx[j + 1] = idx[j]
+            j -= 1
+        keys[j + 1] = key
+        idx[j + 1] = item
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _spread_sort(
+    keys: np.ndarray,
+    idx: np.ndarray,
+    tmp_keys: np.ndarray,
+    tmp_idx: np.ndarray,
+    bucket: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """Sort ``keys`` in place, carrying ``idx`` along.
+
+    Each range is distributed into as many buckets as items by linear interpolation
+    between its min and max (a counting sort), then each bucket is sorted the same
+    way (insertion sort when small; a range of equal keys is done). Linear time for
+    the smooth or heavily tied data that predictions are; past a few levels a range
+    falls back to numba's quicksort, so the worst case stays O(n log n).
+    """
+    n = keys.shape[0]
+    stack = [(0, n, 0)]
+    while len(stack) > 0:
+        lo, hi, depth = stack.pop()
+        m = hi - lo
+        if m <= _INSERTION_MAX:
+            _insertion_sort(keys, idx, lo, hi)
+            continue
+        vmin = keys[lo]
+        vmax = keys[lo]
+        for i in range(lo + 1, hi):
+            vmin = min(vmin, keys[i])
+            vmax = max(vmax, keys[i])
+        if vmin == vmax:
+            continue
+        width = vmax - vmin
+        if depth >= _SPREAD_DEPTH or not (width < np.inf and m / width < _MAX_SCALE):
+            order = np.argsort(keys[lo:hi])
+            for i in range(m):
+                tmp_keys[i] = keys[lo + order[i]]
+                tmp_idx[i] = idx[lo + order[i]]
+            keys[lo:hi] = tmp_keys[:m]
+            idx[lo:hi] = tmp_idx[:m]
+            continue
+        scale = m / width
+        counts[: m + 1] = 0
+        for i in range(m):
+            b = min(int((keys[lo + i] - vmin) * scale), m - 1)
+            bucket[i] = b
+            counts[b + 1] += 1
+        for b in range(m):
+            counts[b + 1] += counts[b]
+        for i in range(m):
+            b = bucket[i]
+            c = counts[b]
+            tmp_keys[c] = keys[lo + i]
+            tmp_idx[c] = idx[lo + i]
+            counts[b] = c + 1
+        keys[lo:hi] = tmp_keys[:m]
+        idx[lo:hi] = tmp_idx[:m]
+        start = 0
+        for b in range(m):
+            end = counts[b]
+            if end - start > 1:
+                if end - start <= _INSERTION_MAX:
+                    _insertion_sort(keys, idx, lo + start, lo + end)
+                else:
+                    stack.append((lo + start, lo + end, depth + 1))
+            start = end
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -> int:
+    """Sort the non-NaN entries of ``values`` into ``keys[:k]`` (their positions into
+    ``idx[:k]``; ties in any order); returns k. ``buffers`` from :func:`_buffers`.
+
+    The first level of :func:`_spread_sort` is fused with the NaN filtering: one
+    pass for min/max, one to bucket, one to scatter, then each bucket is finished.
+    """
+    tmp_keys, tmp_idx, bucket, counts = buffers
     n = values.shape[0]
-    idx = np.empty(n, dtype=np.int64)
     k = 0
+    vmin = np.inf
+    vmax = -np.inf
     for i in range(n):
-        if not math.isnan(values[i]):
-            idx[k] = i
+        v = values[i]
+        if not math.isnan(v):
             k += 1
-    idx = idx[:k]
-    sub = np.empty(k)
-    for j in range(k):
-        sub[j] = values[idx[j]]
-    order = np.argsort(sub)
-    out = np.empty(k, dtype=np.int64)
-    for j in range(k):
-        out[j] = idx[order[j]]
-    return out
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
-def fill_rank_table(table: np.ndarray, table_pow: np.ndarray, k: int) -> None:
-    """table[i] = ndtri((i + 0.5) / k): the gaussianized untied rank i of k values.
-
-    ndtri is odd around 0.5, so half the values mirror the other half.
-    """
-    half = (k + 1) // 2
-    for i in range(half):
-        g = ndtri((2.0 * i + 1.0) / (2.0 * k))
-        table[i] = g
-        table[k - 1 - i] = -g
-    if k % 2 == 1:
-        table[k // 2] = 0.0
-    for i in range(k):
-        table_pow[i] = signed_pow15(table[i])
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
-def gauss_ranks(
-    values: np.ndarray,
-    order: np.ndarray,
-    mask: np.ndarray,
-    out: np.ndarray,
-    out_pow: np.ndarray,
-    scratch: np.ndarray,
-    table: np.ndarray,
-    table_pow: np.ndarray,
-    table_k: np.ndarray,
-) -> int:
-    """Tie-kept rank -> gaussianize (and signed power 1.5) over the rows in ``mask``.
-
-    ``order`` sorts the non-NaN rows of ``values``; only rows with ``mask`` set count.
-    With k such rows, a tie group at filtered sorted positions s..e gets the average
-    rank (s + e + 2) / 2, so (rank - 0.5) / k = (s + e + 1) / (2k) and the gaussian
-    value ndtri of that. Writes ``out[row]`` and ``out_pow[row]`` (= signed power
-    1.5) for those rows; returns k. ``table*`` cache the untied values for one k.
-    """
-    k = 0
-    for j in range(order.shape[0]):
-        row = order[j]
-        if mask[row]:
-            scratch[k] = row
-            k += 1
-    if k == 0:
-        return 0
-    if table_k[0] != k:
-        fill_rank_table(table, table_pow, k)
-        table_k[0] = k
-    s = 0
-    while s < k:
-        v = values[scratch[s]]
-        e = s
-        while e + 1 < k and values[scratch[e + 1]] == v:
-            e += 1
-        j2 = s + e + 1
-        if j2 % 2 == 1:
-            g = table[j2 // 2]
-            gp = table_pow[j2 // 2]
-        else:
-            g = ndtri(j2 / (2.0 * k))
-            gp = signed_pow15(g)
-        for j in range(s, e + 1):
-            out[scratch[j]] = g
-            out_pow[scratch[j]] = gp
-        s = e + 1
+            vmin = min(vmin, v)
+            vmax = max(vmax, v)
+    width = vmax - vmin
+    scale = k / width if width > 0.0 else 0.0
+    if k <= _INSERTION_MAX or not (0.0 < width < np.inf and scale < _MAX_SCALE):
+        j = 0
+        for i in range(n):
+            if not math.isnan(values[i]):
+                keys[j] = values[i]
+                idx[j] = i
+                j += 1
+        if k > 1 and width != 0.0:
+            _spread_sort(keys[:k], idx[:k], tmp_keys, tmp_idx, bucket, counts)
+        return k
+    counts[: k + 1] = 0
+    for i in range(n):
+        v = values[i]
+        if not math.isnan(v):
+            b = min(int((v - vmin) * scale), k - 1)
+            bucket[i] = b
+            counts[b + 1] += 1
+    for b in range(k):
+        counts[b + 1] += counts[b]
+    for i in range(n):
+        v = values[i]
+        if not math.isnan(v):
+            b = bucket[i]
+            c = counts[b]
+            keys[c] = v
+            idx[c] = i
+            counts[b] = c + 1
+    start = 0
+    for b in range(k):
+        end = counts[b]
+        if end - start > 1:
+            if end - start <= _INSERTION_MAX:
+                _insertion_sort(keys, idx, start, end)
+            else:
+                _spread_sort(
+                    keys[start:end], idx[start:end], tmp_keys, tmp_idx, bucket, counts[k + 1 :]
+                )
+        start = end
     return k
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def pearson_masked(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
-    """Pearson correlation of x and y over ``mask`` (NaN for < 2 rows or zero variance)."""
-    n = 0
-    sx = 0.0
-    sy = 0.0
-    for i in range(x.shape[0]):
-        if mask[i]:
-            n += 1
-            sx += x[i]
-            sy += y[i]
-    if n < 2:
-        return NAN
-    mx = sx / n
-    my = sy / n
-    sxx = 0.0
-    syy = 0.0
-    sxy = 0.0
-    for i in range(x.shape[0]):
-        if mask[i]:
-            dx = x[i] - mx
-            dy = y[i] - my
-            sxx += dx * dx
-            syy += dy * dy
-            sxy += dx * dy
-    if sxx == 0.0 or syy == 0.0:
-        return NAN
-    r = sxy / math.sqrt(sxx * syy)
-    return min(1.0, max(-1.0, r))
+def _buffers(n: int):
+    return (
+        np.empty(n),
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.int64),
+        np.empty(2 * n + 2, dtype=np.int64),
+    )
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def valid_order(values: np.ndarray) -> np.ndarray:
+    """Indices of the non-NaN entries of ``values``, sorted by value (ties in any order)."""
+    n = values.shape[0]
+    idx = np.empty(n, dtype=np.int64)
+    k = sort_valid(values, np.empty(n), idx, _buffers(n))
+    return idx[:k]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def fill_rank_table(table: np.ndarray, table_pow: np.ndarray, k: int) -> None:
+    """table[i] = ndtri((i + 0.5) / k): the gaussianized untied rank i of k values,
+    table_pow[i] = pow15(table[i]).
+
+    ndtri is odd around 0.5, so half the values mirror the other half; the central
+    region of AS241 is a branch-free loop that LLVM vectorizes.
+    """
+    half = (k + 1) // 2
+    # first index whose p is in AS241's central region |p - 0.5| <= 0.425
+    i0 = half
+    for i in range(half):
+        if abs((2.0 * i + 1.0) / (2.0 * k) - 0.5) <= 0.425:
+            i0 = i
+            break
+    for i in range(i0):
+        table[i] = ndtri((2.0 * i + 1.0) / (2.0 * k))
+    central_rank_values(table, i0, half, k)
+    for i in range(half):
+        g = table[i]
+        table[k - 1 - i] = -g
+        gp = -((-g) * math.sqrt(-g)) if g < 0.0 else g * math.sqrt(g)
+        table_pow[i] = gp
+        table_pow[k - 1 - i] = -gp
+    if k % 2 == 1:
+        table[k // 2] = 0.0
+        table_pow[k // 2] = 0.0
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _rank_table(tables, k: int):
+    """The (table, table_pow) of :func:`fill_rank_table` for k values, cached in ``tables``."""
+    table, table_pow, table_k = tables
+    if table_k[0] != k:
+        fill_rank_table(table, table_pow, k)
+        table_k[0] = k
+    return table, table_pow
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _tie_group(keys, s: int, k: int, table, table_pow):
+    """The tie group starting at sorted position s: (its last position e, g, pow15(g)).
+
+    Its average rank is (s + e + 2) / 2, so (rank - 0.5) / k = (s + e + 1) / (2k)
+    (bit for bit the fraction pandas forms) and g = ndtri of that: from the table
+    of untied values when s + e + 1 is odd.
+    """
+    v = keys[s]
+    e = s
+    while e + 1 < k and keys[e + 1] == v:
+        e += 1
+    j2 = s + e + 1
+    if j2 % 2 == 1:
+        return e, table[j2 // 2], table_pow[j2 // 2]
+    g = ndtri(j2 / (2.0 * k))
+    return e, g, signed_pow15(g)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _tables(n: int):
+    return np.empty(n), np.empty(n), np.full(1, -1, dtype=np.int64)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def ranks_sorted(keys, idx, k: int, out: np.ndarray, out_pow: np.ndarray, tables) -> int:
+    """Tie-kept rank -> gaussianize (and signed power 1.5) of k sorted values.
+
+    A tie group at sorted positions s..e gets the average rank (s + e + 2) / 2, so
+    (rank - 0.5) / k = (s + e + 1) / (2k), and the gaussian value ndtri of that
+    (bit for bit the fraction pandas forms). Writes ``out[idx[j]]`` and
+    ``out_pow[idx[j]]``; ``tables`` cache the untied values for one k.
+    """
+    if k == 0:
+        return 0
+    table, table_pow = _rank_table(tables, k)
+    s = 0
+    while s < k:
+        e, g, gp = _tie_group(keys, s, k, table, table_pow)
+        for j in range(s, e + 1):
+            out[idx[j]] = g
+            out_pow[idx[j]] = gp
+        s = e + 1
+    return k
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -164,18 +298,6 @@ def centered_pow15(values: np.ndarray, out: np.ndarray) -> int:
     return n
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def _era_workspace(n: int):
-    return (
-        np.empty(n),
-        np.empty(n),
-        np.empty(n, dtype=np.int64),
-        np.empty(n),
-        np.empty(n),
-        np.full(1, -1, dtype=np.int64),
-    )
-
-
 @njit(cache=True, error_model="numpy", parallel=True)
 def numerai_corr_eras(preds: np.ndarray, target: np.ndarray, offsets: np.ndarray):
     """Per-era numerai_corr of every prediction column against ``target``.
@@ -189,27 +311,357 @@ def numerai_corr_eras(preds: np.ndarray, target: np.ndarray, offsets: np.ndarray
     """
     n_eras = offsets.shape[0] - 1
     n_cols = preds.shape[0]
+    no_refs = np.empty((0, preds.shape[1]))
     corr = np.full((n_eras, n_cols), NAN)
     kept = np.zeros((n_eras, n_cols), dtype=np.int64)
     for e in prange(n_eras):
         lo = offsets[e]
         hi = offsets[e + 1]
-        n = hi - lo
-        g, gp, scratch, table, table_pow, table_k = _era_workspace(n)
-        t = target[lo:hi]
-        tp = np.empty(n)
-        centered_pow15(t, tp)
-        mask = np.empty(n, dtype=np.bool_)
-        for c in range(n_cols):
-            p = preds[c, lo:hi]
-            for i in range(n):
-                mask[i] = not (math.isnan(t[i]) or math.isnan(p[i]))
-            order = valid_order(p)
-            k = gauss_ranks(p, order, mask, g, gp, scratch, table, table_pow, table_k)
-            kept[e, c] = k
-            if k > 0:
-                corr[e, c] = pearson_masked(gp, tp, mask)
+        out = _score_era(
+            preds[:, lo:hi], target[lo:hi], no_refs[:, lo:hi], np.zeros(0, dtype=np.bool_)
+        )
+        corr[e] = out[0]
+        kept[e] = out[3][:, 0]
     return corr, kept
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _select(keys, idx, k_valid: int, mask, sel_keys, sel_idx) -> int:
+    """Keep the sorted rows whose ``mask`` is set (sorted order is preserved)."""
+    m = 0
+    for j in range(k_valid):
+        row = idx[j]
+        if mask[row]:
+            sel_keys[m] = keys[j]
+            sel_idx[m] = row
+            m += 1
+    return m
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _walk(keys, idx, k: int, tables, ys, zs, sums_y, sums_z):
+    """Walk k sorted values as gaussianized tie-kept ranks g, gp = pow15(g).
+
+    Returns (sum gp, sum gp^2) and fills ``sums_y[i] = sum gp * ys[i][row]`` and
+    ``sums_z[i] = sum g * zs[i][row]``.
+    """
+    table, table_pow = _rank_table(tables, k)
+    ny = ys.shape[0]
+    nz = zs.shape[0]
+    sums_y[:] = 0.0
+    sums_z[:] = 0.0
+    s_gp = 0.0
+    s_gp2 = 0.0
+    s = 0
+    while s < k:
+        e, g, gp = _tie_group(keys, s, k, table, table_pow)
+        cnt = e - s + 1
+        s_gp += gp * cnt
+        s_gp2 += gp * gp * cnt
+        if e == s:
+            row = idx[s]
+            for i in range(ny):
+                sums_y[i] += gp * ys[i, row]
+            for i in range(nz):
+                sums_z[i] += g * zs[i, row]
+        else:
+            for i in range(ny):
+                acc = 0.0
+                for j in range(s, e + 1):
+                    acc += ys[i, idx[j]]
+                sums_y[i] += gp * acc
+            for i in range(nz):
+                acc = 0.0
+                for j in range(s, e + 1):
+                    acc += zs[i, idx[j]]
+                sums_z[i] += g * acc
+        s = e + 1
+    return s_gp, s_gp2
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _walk_one_ref(keys, idx, k: int, tables, y, w, t4, m, out):
+    """:func:`_walk` for one reference: out = (sum gp*y, sum gp*w, sum g*t4, sum g*m);
+    returns (sum gp, sum gp^2)."""
+    table, table_pow = _rank_table(tables, k)
+    s_gp = 0.0
+    s_gp2 = 0.0
+    s_y = 0.0
+    s_w = 0.0
+    s_t = 0.0
+    s_m = 0.0
+    s = 0
+    while s < k:
+        e, g, gp = _tie_group(keys, s, k, table, table_pow)
+        ay = 0.0
+        aw = 0.0
+        at = 0.0
+        am = 0.0
+        for j in range(s, e + 1):
+            row = idx[j]
+            ay += y[row]
+            aw += w[row]
+            at += t4[row]
+            am += m[row]
+        cnt = e - s + 1
+        s_gp += gp * cnt
+        s_gp2 += gp * gp * cnt
+        s_y += gp * ay
+        s_w += gp * aw
+        s_t += g * at
+        s_m += g * am
+        s = e + 1
+    out[0] = s_y
+    out[1] = s_w
+    out[2] = s_t
+    out[3] = s_m
+    return s_gp, s_gp2
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _pearson_from_sums(k: int, s_x, s_xx, s_xy, s_y, s_yy) -> float:
+    """Pearson from sums over k rows; y is pre-shifted to a near-zero mean, and the
+    gaussianized x is symmetric around 0, so the one-pass formulas lose nothing."""
+    if k < 2:
+        return NAN
+    sxx = s_xx - s_x * s_x / k
+    syy = s_yy - s_y * s_y / k
+    sxy = s_xy - s_x * s_y / k
+    if sxx <= 0.0 or syy <= 0.0:
+        return NAN
+    r = sxy / math.sqrt(sxx * syy)
+    return min(1.0, max(-1.0, r))
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _shifted(values: np.ndarray, mask: np.ndarray, out: np.ndarray):
+    """out = values - mean(values over mask) where mask, 0 elsewhere; returns
+    (count, sum of out, sum of out^2) over mask (two-pass, exact enough)."""
+    n = 0
+    total = 0.0
+    for i in range(values.shape[0]):
+        if mask[i]:
+            n += 1
+            total += values[i]
+    mean = total / n if n > 0 else 0.0
+    s1 = 0.0
+    s2 = 0.0
+    for i in range(values.shape[0]):
+        if mask[i]:
+            d = values[i] - mean
+            out[i] = d
+            s1 += d
+            s2 += d * d
+        else:
+            out[i] = 0.0
+    return n, s1, s2
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _target4_centered(t: np.ndarray, mask: np.ndarray, out: np.ndarray) -> None:
+    """out = t (times 4 when every t over mask is in [0, 1]) centered over mask."""
+    in_unit = True
+    for i in range(t.shape[0]):
+        if mask[i] and (t[i] < 0.0 or t[i] > 1.0):
+            in_unit = False
+            break
+    scale = 4.0 if in_unit else 1.0
+    n = 0
+    total = 0.0
+    for i in range(t.shape[0]):
+        if mask[i]:
+            n += 1
+            total += t[i] * scale
+    mean = total / n if n > 0 else 0.0
+    for i in range(t.shape[0]):
+        out[i] = t[i] * scale - mean if mask[i] else 0.0
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _dot_masked(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    total = 0.0
+    for i in range(a.shape[0]):
+        if mask[i]:
+            total += a[i] * b[i]
+    return total
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _score_era(preds, t, refs, corr_with_ref):
+    """One era of :func:`score_eras`: sums are taken walking each column's sorted
+    order, so ranks are never scattered back to rows."""
+    n_cols = preds.shape[0]
+    n_refs = refs.shape[0]
+    n = t.shape[0]
+    corr = np.full(n_cols, NAN)
+    contrib = np.full((n_cols, n_refs), NAN)
+    cwr = np.full((n_cols, n_refs), NAN)
+    kept = np.zeros((n_cols, 1 + 2 * n_refs), dtype=np.int64)
+    buffers = _buffers(n)
+    tables = _tables(n)
+    keys = np.empty(n)
+    idx = np.empty(n, dtype=np.int64)
+    sel_keys = np.empty(n)
+    sel_idx = np.empty(n, dtype=np.int64)
+    junk = np.empty(n)
+    m2 = np.empty(n)
+    t4c2 = np.empty(n)
+    np.empty(n)
+    p_valid = np.empty(n, dtype=np.bool_)
+    mask = np.empty(n, dtype=np.bool_)
+
+    # target: centered over its non-NaN rows, powered, then shifted (for the sums)
+    t_valid = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        t_valid[i] = not math.isnan(t[i])
+    tp = np.empty(n)
+    t_count = centered_pow15(t, tp)
+    t_full = t_count == n
+    ty = np.empty(n)
+    _, ty_s, ty_ss = _shifted(tp, t_valid, ty)
+
+    # per reference: its sort; over rows with a target (base): its ranks m, the
+    # x4-centered target and the sums that do not depend on the prediction
+    ref_keys = np.empty((n_refs, n))
+    ref_idx = np.empty((n_refs, n), dtype=np.int64)
+    ref_k = np.zeros(n_refs, dtype=np.int64)
+    base = np.empty((n_refs, n), dtype=np.bool_)
+    base_k = np.zeros(n_refs, dtype=np.int64)
+    m_base = np.empty((n_refs, n))
+    t4c = np.empty((n_refs, n))
+    tm_base = np.zeros(n_refs)
+    mm_base = np.zeros(n_refs)
+    ref_y = np.empty((n_refs, n))
+    ref_y_s = np.zeros(n_refs)
+    ref_y_ss = np.zeros(n_refs)
+    for r in range(n_refs):
+        ref = refs[r]
+        ref_k[r] = sort_valid(ref, ref_keys[r], ref_idx[r], buffers)
+        for i in range(n):
+            base[r, i] = t_valid[i] and not math.isnan(ref[i])
+        kb = _select(ref_keys[r], ref_idx[r], ref_k[r], base[r], sel_keys, sel_idx)
+        base_k[r] = ranks_sorted(sel_keys, sel_idx, kb, m_base[r], junk, tables)
+        _target4_centered(t, base[r], t4c[r])
+        tm_base[r] = _dot_masked(t4c[r], m_base[r], base[r])
+        mm_base[r] = _dot_masked(m_base[r], m_base[r], base[r])
+        if corr_with_ref[r]:
+            centered_pow15(ref, junk)
+            for i in range(n):
+                mask[i] = not math.isnan(ref[i])
+            _, ref_y_s[r], ref_y_ss[r] = _shifted(junk, mask, ref_y[r])
+
+    # With no NaN anywhere in the era one walk per column gives every sum.
+    refs_full = True
+    for r in range(n_refs):
+        refs_full = refs_full and ref_k[r] == n
+    n_w = 0
+    for r in range(n_refs):
+        if corr_with_ref[r]:
+            n_w += 1
+    ys_all = np.empty((1 + n_w, n))
+    ys_all[0] = ty
+    w_pos = np.zeros(n_refs, dtype=np.int64)
+    j = 1
+    for r in range(n_refs):
+        if corr_with_ref[r]:
+            ys_all[j] = ref_y[r]
+            w_pos[r] = j
+            j += 1
+    zs_all = np.empty((2 * n_refs, n))
+    for r in range(n_refs):
+        zs_all[2 * r] = t4c[r]
+        zs_all[2 * r + 1] = m_base[r]
+    sums_y = np.empty(max(1 + n_w, 4))
+    sums_z = np.empty(2 * n_refs)
+    ys1 = np.empty((1, n))
+    zs2 = np.empty((2, n))
+    sy1 = np.empty(1)
+    sz2 = np.empty(2)
+    no_z = np.empty((0, n))
+    no_sz = np.empty(0)
+
+    for c in range(n_cols):
+        p = preds[c]
+        k_p = sort_valid(p, keys, idx, buffers)
+        p_full = k_p == n
+        if p_full and t_full and refs_full:
+            if n_refs == 1:  # the common case, with its sums in registers
+                s_gp, s_gp2 = _walk_one_ref(
+                    keys, idx, n, tables, ys_all[0], ys_all[n_w], zs_all[0], zs_all[1], sums_y
+                )
+                sums_z[0] = sums_y[2]
+                sums_z[1] = sums_y[3]
+            else:
+                s_gp, s_gp2 = _walk(keys, idx, n, tables, ys_all, zs_all, sums_y, sums_z)
+            kept[c, :] = n
+            corr[c] = _pearson_from_sums(n, s_gp, s_gp2, sums_y[0], ty_s, ty_ss)
+            for r in range(n_refs):
+                s_gt = sums_z[2 * r]
+                s_gm = sums_z[2 * r + 1]
+                contrib[c, r] = (s_gt - tm_base[r] * (s_gm / mm_base[r])) / n
+                if corr_with_ref[r]:
+                    w = sums_y[w_pos[r]]
+                    cwr[c, r] = _pearson_from_sums(n, s_gp, s_gp2, w, ref_y_s[r], ref_y_ss[r])
+            continue
+        if not p_full:
+            for i in range(n):
+                p_valid[i] = not math.isnan(p[i])
+        # numerai_corr: rows with prediction and target
+        for i in range(n):
+            mask[i] = t_valid[i] and (p_full or p_valid[i])
+        k = _select(keys, idx, k_p, mask, sel_keys, sel_idx)
+        kept[c, 0] = k
+        if k > 0:
+            y_s = 0.0
+            y_ss = 0.0
+            for i in range(n):
+                if mask[i]:
+                    y_s += ty[i]
+                    y_ss += ty[i] * ty[i]
+            ys1[0] = ty
+            s_gp, s_gp2 = _walk(sel_keys, sel_idx, k, tables, ys1, no_z, sy1, no_sz)
+            corr[c] = _pearson_from_sums(k, s_gp, s_gp2, sy1[0], y_s, y_ss)
+        for r in range(n_refs):
+            ref = refs[r]
+            # correlation contribution: rows with prediction, reference and target
+            if p_full:
+                kb = _select(keys, idx, k_p, base[r], sel_keys, sel_idx)
+                zs2[0] = t4c[r]
+                zs2[1] = m_base[r]
+                s_tm, s_mm = tm_base[r], mm_base[r]
+            else:
+                for i in range(n):
+                    mask[i] = base[r, i] and p_valid[i]
+                kb = _select(ref_keys[r], ref_idx[r], ref_k[r], mask, sel_keys, sel_idx)
+                ranks_sorted(sel_keys, sel_idx, kb, m2, junk, tables)
+                _target4_centered(t, mask, t4c2)
+                s_tm = _dot_masked(t4c2, m2, mask)
+                s_mm = _dot_masked(m2, m2, mask)
+                kb = _select(keys, idx, k_p, mask, sel_keys, sel_idx)
+                zs2[0] = t4c2
+                zs2[1] = m2
+            kept[c, 1 + r] = kb
+            if kb > 0:
+                _walk(sel_keys, sel_idx, kb, tables, no_z, zs2, no_sz, sz2)
+                # t . (p - m (p.m)/(m.m)) / n
+                contrib[c, r] = (sz2[0] - s_tm * (sz2[1] / s_mm)) / kb
+            if corr_with_ref[r]:
+                # numerai_corr with the reference as target: rows with both present
+                for i in range(n):
+                    mask[i] = (p_full or p_valid[i]) and not math.isnan(ref[i])
+                kw = _select(keys, idx, k_p, mask, sel_keys, sel_idx)
+                kept[c, 1 + n_refs + r] = kw
+                if kw > 0:
+                    y_s = 0.0
+                    y_ss = 0.0
+                    for i in range(n):
+                        if mask[i]:
+                            y_s += ref_y[r, i]
+                            y_ss += ref_y[r, i] * ref_y[r, i]
+                    ys1[0] = ref_y[r]
+                    s_gp, s_gp2 = _walk(sel_keys, sel_idx, kw, tables, ys1, no_z, sy1, no_sz)
+                    cwr[c, r] = _pearson_from_sums(kw, s_gp, s_gp2, sy1[0], y_s, y_ss)
+    return corr, contrib, cwr, kept
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -243,75 +695,12 @@ def score_eras(
     for e in prange(n_eras):
         lo = offsets[e]
         hi = offsets[e + 1]
-        n = hi - lo
-        g, gp, scratch, table, table_pow, table_k = _era_workspace(n)
-        m = np.empty(n)
-        m_pow = np.empty(n)
-        t = target[lo:hi]
-        tp = np.empty(n)
-        centered_pow15(t, tp)
-        ref_orders = []
-        ref_tp = np.empty((n_refs, n))
-        for r in range(n_refs):
-            ref = refs[r, lo:hi]
-            ref_orders.append(valid_order(ref))
-            if corr_with_ref[r]:
-                centered_pow15(ref, ref_tp[r])
-        mask = np.empty(n, dtype=np.bool_)
-        for c in range(n_cols):
-            p = preds[c, lo:hi]
-            order = valid_order(p)
-            for i in range(n):
-                mask[i] = not (math.isnan(t[i]) or math.isnan(p[i]))
-            k = gauss_ranks(p, order, mask, g, gp, scratch, table, table_pow, table_k)
-            kept[e, c, 0] = k
-            if k > 0:
-                corr[e, c] = pearson_masked(gp, tp, mask)
-            for r in range(n_refs):
-                ref = refs[r, lo:hi]
-                for i in range(n):
-                    mask[i] = not (math.isnan(t[i]) or math.isnan(p[i]) or math.isnan(ref[i]))
-                k = gauss_ranks(p, order, mask, g, gp, scratch, table, table_pow, table_k)
-                gauss_ranks(ref, ref_orders[r], mask, m, m_pow, scratch, table, table_pow, table_k)
-                kept[e, c, 1 + r] = k
-                if k > 0:
-                    contrib[e, c, r] = _contribution(g, m, t, mask, k)
-                if corr_with_ref[r]:
-                    for i in range(n):
-                        mask[i] = not (math.isnan(p[i]) or math.isnan(ref[i]))
-                    k = gauss_ranks(p, order, mask, g, gp, scratch, table, table_pow, table_k)
-                    kept[e, c, 1 + n_refs + r] = k
-                    if k > 0:
-                        cwr[e, c, r] = pearson_masked(gp, ref_tp[r], mask)
+        out = _score_era(preds[:, lo:hi], target[lo:hi], refs[:, lo:hi], corr_with_ref)
+        corr[e] = out[0]
+        contrib[e] = out[1]
+        cwr[e] = out[2]
+        kept[e] = out[3]
     return corr, contrib, cwr, kept
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
-def _contribution(p: np.ndarray, m: np.ndarray, t: np.ndarray, mask: np.ndarray, k: int) -> float:
-    """t4c . (p - m (p.m)/(m.m)) / k over ``mask`` (see :func:`score_eras`)."""
-    in_unit = True
-    for i in range(t.shape[0]):
-        if mask[i] and (t[i] < 0.0 or t[i] > 1.0):
-            in_unit = False
-            break
-    scale = 4.0 if in_unit else 1.0
-    total = 0.0
-    for i in range(t.shape[0]):
-        if mask[i]:
-            total += t[i] * scale
-    mean = total / k
-    tp_ = 0.0
-    tm = 0.0
-    pm = 0.0
-    mm = 0.0
-    for i in range(t.shape[0]):
-        if mask[i]:
-            tc = t[i] * scale - mean
-            tp_ += tc * p[i]
-            tm += tc * m[i]
-            pm += p[i] * m[i]
-            mm += m[i] * m[i]
-    return (tp_ - tm * (pm / mm)) / k
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -327,18 +716,19 @@ def gauss_rank_eras(values: np.ndarray, offsets: np.ndarray, power: bool) -> np.
         lo = offsets[e]
         hi = offsets[e + 1]
         n = hi - lo
-        g, gp, scratch, table, table_pow, table_k = _era_workspace(n)
-        mask = np.empty(n, dtype=np.bool_)
+        buffers = _buffers(n)
+        tables = _tables(n)
+        keys = np.empty(n)
+        idx = np.empty(n, dtype=np.int64)
+        g = np.empty(n)
+        gp = np.empty(n)
         for c in range(n_cols):
             v = values[c, lo:hi]
-            for i in range(n):
-                mask[i] = not math.isnan(v[i])
-            order = valid_order(v)
-            gauss_ranks(v, order, mask, g, gp, scratch, table, table_pow, table_k)
+            k = sort_valid(v, keys, idx, buffers)
+            ranks_sorted(keys, idx, k, g, gp, tables)
             src = gp if power else g
-            for i in range(n):
-                if mask[i]:
-                    out[c, lo + i] = src[i]
+            for j in range(k):
+                out[c, lo + idx[j]] = src[idx[j]]
     return out
 
 
@@ -425,6 +815,22 @@ def exposure_eras(preds: np.ndarray, features: np.ndarray, offsets: np.ndarray) 
     return out
 
 
+@njit(cache=True, error_model="numpy", nogil=True)
+def counting_order(codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """Stable order grouping rows by code (0 <= code < n_codes): a counting sort."""
+    starts = np.zeros(n_codes + 1, dtype=np.int64)
+    for c in codes:
+        starts[c + 1] += 1
+    for c in range(n_codes):
+        starts[c + 1] += starts[c]
+    order = np.empty(codes.shape[0], dtype=np.int64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        order[starts[c]] = i
+        starts[c] += 1
+    return order
+
+
 @njit(cache=True, error_model="numpy")
 def summary_stats(values: np.ndarray):
     """(mean, std ddof 0, sharpe, max drawdown, n_nan) of a per-era series, NaN skipped.
@@ -459,3 +865,26 @@ def summary_stats(values: np.ndarray):
         peak = max(peak, cum)
         drawdown = max(drawdown, peak - cum)
     return mean, std, sharpe, drawdown, n_nan
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def match_sorted(left_sorted, left_order, right_sorted, right_order):
+    """Rows aligning two key sets given each one's sorted keys and sorting order: for
+    each left row the right row with the same key (-1 if none), by one merge pass;
+    also whether the right keys repeat (then the caller does not use the answer)."""
+    n_left = left_sorted.shape[0]
+    n_right = right_sorted.shape[0]
+    duplicate = False
+    for j in range(1, n_right):
+        if right_sorted[j] == right_sorted[j - 1]:
+            duplicate = True
+            break
+    out = np.full(n_left, -1, dtype=np.int64)
+    j = 0
+    for i in range(n_left):
+        key = left_sorted[i]
+        while j < n_right and right_sorted[j] < key:
+            j += 1
+        if j < n_right and right_sorted[j] == key:
+            out[left_order[i]] = right_order[j]
+    return out, duplicate

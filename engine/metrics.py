@@ -29,7 +29,9 @@ maximum), NaN eras skipped and counted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -77,23 +79,22 @@ class EraLayout:
                 f"era column '{labels.name}' has {labels.null_count()} missing values; "
                 "give every row an era"
             )
-        unique = labels.unique()
-        self.eras = _sorted_eras(unique)
-        codes = (
-            labels.to_frame("era")
-            .join(
-                pl.DataFrame({"era": self.eras, "code": np.arange(len(self.eras))}),
-                on="era",
-                how="left",
-                maintain_order="left",
-            )["code"]
-            .to_numpy()
-            .astype(np.int64)
-        )
+        if isinstance(labels.dtype, pl.Enum):
+            # Enum eras (as nx score reads them): remap the physical codes
+            categories = pl.Series(labels.dtype.categories, dtype=pl.String)
+            physical = labels.to_physical().to_numpy().astype(np.int64)
+            used = np.flatnonzero(np.bincount(physical, minlength=len(categories)))
+            self.eras = _sorted_eras(categories.gather(used))
+            position = np.zeros(len(categories), dtype=np.int64)
+            position[used] = _era_codes(categories.gather(used), self.eras)
+            codes = position[physical]
+        else:
+            self.eras = _sorted_eras(labels.unique())
+            codes = _era_codes(labels, self.eras)
         counts = np.bincount(codes, minlength=len(self.eras))
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.identity = bool(np.all(codes[1:] >= codes[:-1])) if len(codes) else True
-        self.order = None if self.identity else np.argsort(codes, kind="stable")
+        self.order = None if self.identity else kernels.counting_order(codes, len(self.eras))
         self.n_rows = len(codes)
 
     def take(self, values: np.ndarray) -> np.ndarray:
@@ -122,6 +123,17 @@ class EraLayout:
         sub.offsets = np.concatenate([[0], np.cumsum(sizes[keep_eras])]).astype(np.int64)
         sub.identity, sub.order, sub.n_rows = True, None, int(rows.sum())
         return sub, np.flatnonzero(rows)
+
+
+def _era_codes(labels: pl.Series, eras: pl.Series) -> np.ndarray:
+    """Position of each row's era in ``eras`` (a hash lookup, no sort)."""
+    if labels.dtype == pl.String:
+        codes = labels.cast(pl.Enum(eras.to_list())).to_physical()
+    else:
+        lookup = pl.DataFrame({"era": eras, "code": np.arange(len(eras))})
+        codes = labels.to_frame("era").join(lookup, on="era", how="left", maintain_order="left")
+        codes = codes["code"]
+    return codes.to_numpy().astype(np.int64)
 
 
 def _sorted_eras(unique: pl.Series) -> pl.Series:
@@ -292,44 +304,73 @@ def _fnc_inputs(
     preds: np.ndarray, features: np.ndarray, layout: EraLayout, progress: Progress
 ) -> tuple[np.ndarray, np.ndarray]:
     """Variance-normalized neutral predictions (columns, rows) in era order, and a
-    per-(era, column) flag for degenerate eras (constant after neutralizing)."""
+    per-(era, column) flag for degenerate eras (constant after neutralizing).
+
+    Eras are solved on a thread per core, each with single-threaded BLAS when
+    threadpoolctl is available (nested BLAS threads thrash on small machines).
+    """
     gauss = kernels.gauss_rank_eras(preds, layout.offsets, False)
     n_eras = len(layout.offsets) - 1
     neutral = np.full(preds.shape, np.nan)
     degenerate = np.zeros((n_eras, preds.shape[0]), dtype=bool)
+
+    def one_era(e: int) -> None:
+        lo, hi = layout.offsets[e], layout.offsets[e + 1]
+        present = ~np.isnan(preds[:, lo:hi])
+        # columns sharing the same present rows share one Gram matrix
+        groups: dict[bytes, list[int]] = {}
+        for c in range(preds.shape[0]):
+            groups.setdefault(np.packbits(present[c]).tobytes(), []).append(c)
+        for cols in groups.values():
+            kept = np.flatnonzero(present[cols[0]])
+            if len(kept) == 0:
+                continue
+            rows = slice(lo, hi) if len(kept) == hi - lo else kept + lo
+            x = features[rows]
+            if x.dtype.kind == "f" and np.isnan(x).any():
+                raise ScoringError(
+                    f"era {layout.eras[e]}: features have missing values; FNC and "
+                    "feature exposure need complete features"
+                )
+            inputs = gauss[cols][:, rows].T
+            resid = neutralize_block(inputs, x)
+            std = resid.std(axis=0)
+            # An exact fit (e.g. fewer rows than features) leaves only rounding
+            # noise, whose ranks would be arbitrary: call that era NaN.
+            std[std <= _EXACT_FIT * inputs.std(axis=0)] = np.nan
+            with np.errstate(invalid="ignore", divide="ignore"):
+                resid = resid / std
+            for j, c in enumerate(cols):
+                if not np.isfinite(resid[:, j]).all():
+                    degenerate[e, c] = True
+                else:
+                    neutral[c, rows] = resid[:, j]
+
     with progress.task("Neutralizing against features", total=n_eras) as task:
-        for e in range(n_eras):
-            lo, hi = layout.offsets[e], layout.offsets[e + 1]
-            present = ~np.isnan(preds[:, lo:hi])
-            # columns sharing the same present rows share one Gram matrix
-            groups: dict[bytes, list[int]] = {}
-            for c in range(preds.shape[0]):
-                groups.setdefault(np.packbits(present[c]).tobytes(), []).append(c)
-            for cols in groups.values():
-                rows = np.flatnonzero(present[cols[0]]) + lo
-                if len(rows) == 0:
-                    continue
-                x = features[rows]
-                if x.dtype.kind == "f" and np.isnan(x).any():
-                    raise ScoringError(
-                        f"era {layout.eras[e]}: features have missing values; FNC and "
-                        "feature exposure need complete features"
-                    )
-                inputs = gauss[cols][:, rows].T
-                resid = neutralize_block(inputs, x)
-                std = resid.std(axis=0)
-                # An exact fit (e.g. fewer rows than features) leaves only rounding
-                # noise, whose ranks would be arbitrary: call that era NaN.
-                std[std <= _EXACT_FIT * inputs.std(axis=0)] = np.nan
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    resid = resid / std
-                for j, c in enumerate(cols):
-                    if not np.isfinite(resid[:, j]).all():
-                        degenerate[e, c] = True
-                    else:
-                        neutral[c, rows] = resid[:, j]
-            task.advance()
+        with _single_threaded_blas() as workers:
+            if workers <= 1:
+                for e in range(n_eras):
+                    one_era(e)
+                    task.advance()
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(workers) as pool:
+                    for _ in pool.map(one_era, range(n_eras)):
+                        task.advance()
     return neutral, degenerate
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[int]:
+    """Limit BLAS to one thread and yield how many era workers to run (1 if unable)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield 1
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield max(1, min(os.cpu_count() or 1, 8))
 
 
 def feature_neutral_corr(

@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 from scipy.special import ndtri as scipy_ndtri
 from scipy.stats import rankdata
 
-from nx.engine import metrics
+from nx.engine import kernels, metrics
 from nx.engine.ndtri import ndtri_array
 
 SETTINGS = settings(max_examples=50, deadline=None)
@@ -163,3 +163,18 @@ def test_summarize(values):
     assert out["max_drawdown"] == pytest.approx(np.max(np.maximum.accumulate(cum) - cum), abs=1e-12)
     if ok.std() > 0:
         assert out["sharpe"] == pytest.approx(ok.mean() / ok.std(), rel=1e-9)
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 1e-310])),
+        max_size=300,
+    )
+)
+def test_sort_any_floats(values):
+    """The spread sort orders any doubles (subnormal, huge, infinite; NaN left out)."""
+    x = np.array(values, dtype=np.float64)
+    order = kernels.valid_order(x)
+    assert sorted(order.tolist()) == np.flatnonzero(~np.isnan(x)).tolist()
+    assert np.all(np.diff(x[order]) >= 0) or np.array_equal(np.sort(x[order]), x[order])
