@@ -306,8 +306,8 @@ def _fnc_inputs(
     """Variance-normalized neutral predictions (columns, rows) in era order, and a
     per-(era, column) flag for degenerate eras (constant after neutralizing).
 
-    Eras are solved on a thread per core, each with single-threaded BLAS when
-    threadpoolctl is available (nested BLAS threads thrash on small machines).
+    Eras are solved on a thread per core, each with single-threaded BLAS (nested
+    BLAS threads thrash on small machines).
     """
     gauss = kernels.gauss_rank_eras(preds, layout.offsets, False)
     n_eras = len(layout.offsets) - 1
@@ -363,12 +363,9 @@ def _fnc_inputs(
 
 @contextmanager
 def _single_threaded_blas() -> Iterator[int]:
-    """Limit BLAS to one thread and yield how many era workers to run (1 if unable)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield 1
-        return
+    """Limit BLAS to one thread and yield how many era workers to run."""
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1, user_api="blas"):
         yield max(1, min(os.cpu_count() or 1, 8))
 
