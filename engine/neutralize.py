@@ -31,16 +31,22 @@ RCOND = 1e-6
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def xt_y(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """x' y for x (n, k) of any numeric dtype and y (n, m) float64."""
+    """x' y for x (n, k) of any numeric dtype and y (n, m) float64.
+
+    Each output sums over the rows in row order; the innermost loop runs along a row
+    of x, so it vectorizes.
+    """
     n, k = x.shape
     m = y.shape[1]
-    out = np.zeros((k, m))
+    out_t = np.zeros((m, k))
     for i in range(n):
-        for j in range(k):
-            xv = float(x[i, j])
-            for c in range(m):
-                out[j, c] += xv * y[i, c]
-    return out
+        row = x[i]
+        for c in range(m):
+            yv = y[i, c]
+            acc = out_t[c]
+            for j in range(k):
+                acc[j] += float(row[j]) * yv
+    return np.ascontiguousarray(out_t.T)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -77,6 +83,35 @@ def cholesky_solve(lower: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return z
 
 
+@njit(cache=True, error_model="numpy", nogil=True)
+def _scaled_int_cov(gram: np.ndarray, sums: np.ndarray, n: int, exact: bool):
+    """From the exact X'X (any float dtype) and column sums: (n^2 Cov(X) over the
+    non-constant columns, scaled to unit diagonal; the kept-column mask; the scale)."""
+    k = gram.shape[0]
+    diag = np.empty(k)
+    for j in range(k):
+        diag[j] = n * float(gram[j, j]) - sums[j] * sums[j]
+    limit = 0.0
+    if not exact:
+        for i in range(k):
+            for j in range(k):
+                limit = max(limit, abs(float(gram[i, j])))
+        limit *= 1e-12
+    keep = diag > limit
+    idx = np.flatnonzero(keep)
+    m = idx.shape[0]
+    scale = np.empty(m)
+    for a in range(m):
+        scale[a] = 1.0 / np.sqrt(diag[idx[a]])
+    out = np.empty((m, m))
+    for a in range(m):
+        i = idx[a]
+        for b in range(m):
+            j = idx[b]
+            out[a, b] = (n * float(gram[i, j]) - sums[i] * sums[j]) * scale[a] * scale[b]
+    return out, keep, scale
+
+
 def _scaled_gram(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(n^2 Cov(X) restricted to non-constant columns, their mask, column means, scale)."""
     n = x.shape[0]
@@ -84,22 +119,20 @@ def _scaled_gram(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
         maxabs = float(np.abs(x).max(initial=0))
         if n * maxabs * maxabs < _F32_EXACT:
             xf = x.astype(np.float32)
-            gram = (xf.T @ xf).astype(np.float64)
+            gram = xf.T @ xf
         else:
             xf = x.astype(np.float64)
             gram = xf.T @ xf
         sums = x.sum(axis=0, dtype=np.float64)
         exact = n * n * maxabs * maxabs < _F64_EXACT
-        cov_n2 = n * gram - np.outer(sums, sums)
-        keep = np.diag(cov_n2) > 0 if exact else np.diag(cov_n2) > 1e-12 * np.abs(gram).max()
-        means = sums / n
-    else:
-        xd = np.asarray(x, dtype=np.float64)
-        means = xd.mean(axis=0)
-        xc = xd - means
-        cov_n2 = n * (xc.T @ xc)
-        diag = np.diag(cov_n2)
-        keep = diag > 1e-24 * max(float(diag.max(initial=0)), 1e-300)
+        cov, keep, scale = _scaled_int_cov(gram, sums, n, exact)
+        return cov, keep, sums / n, scale
+    xd = np.asarray(x, dtype=np.float64)
+    means = xd.mean(axis=0)
+    xc = xd - means
+    cov_n2 = n * (xc.T @ xc)
+    diag = np.diag(cov_n2)
+    keep = diag > 1e-24 * max(float(diag.max(initial=0)), 1e-300)
     cov_n2 = cov_n2[np.ix_(keep, keep)]
     scale = 1.0 / np.sqrt(np.diag(cov_n2))
     return cov_n2 * scale[:, None] * scale[None, :], keep, means, scale
@@ -134,7 +167,11 @@ def neutralize_block(
             except np.linalg.LinAlgError:
                 ok = False
             if ok:
-                x_kept = np.ascontiguousarray(neutralizers[:, keep])
+                x_kept = (
+                    neutralizers
+                    if keep.all() and neutralizers.flags.c_contiguous
+                    else np.ascontiguousarray(neutralizers[:, keep])
+                )
                 rhs = xt_y(x_kept, np.ascontiguousarray(yc)) * scale[:, None]
                 beta = n * cholesky_solve(lower, rhs) * scale[:, None]
                 fitted = x_beta(x_kept, beta, means[keep] @ beta)
