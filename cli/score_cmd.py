@@ -128,7 +128,9 @@ def score_command(
     json_output: JsonOption = False,
 ) -> None:
     """Score predictions per era like numerai-tools: corr, BMC, MMC, FNC, feature exposure."""
-    from nx.engine import metrics
+    from nx.engine.scoring_io import warm_kernels_in_background
+
+    warming = warm_kernels_in_background()
     from nx.engine.paths import atomic_output
     from nx.engine.scoring_io import ScoreInputs, load_score_frame, score_document
 
@@ -149,6 +151,9 @@ def score_command(
         features=features,
     )
     scored = load_score_frame(inputs, progress)
+    warming.join()
+    from nx.engine import metrics
+
     table, summary = metrics.score(
         scored.frame,
         scored.pred_cols,

@@ -7,6 +7,7 @@ predictions) and joined by id into one frame for :func:`nx.engine.metrics.score`
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,23 @@ class ScoreFrame:
     meta_col: str | None = None
     feature_cols: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def warm_kernels_in_background() -> threading.Thread:
+    """Start numba (import, target set-up, cached kernels: about 0.4 s of
+    single-threaded Python) on a thread, so it overlaps reading the files, which
+    polars does without the GIL. Join the thread before scoring."""
+
+    def warm() -> None:
+        from nx.engine import kernels
+
+        keys = np.zeros(1, dtype=np.uint64)
+        rows = np.zeros(1, dtype=np.int64)
+        kernels.match_sorted(keys, rows, keys, rows)  # the join's kernel, as it is called
+
+    thread = threading.Thread(target=warm, name="nx-warm-numba", daemon=True)
+    thread.start()
+    return thread
 
 
 def default_benchmark_model(data_version: str) -> str:
@@ -191,17 +209,7 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
     if frame.height == 0:
         raise DataError(f"{inputs.predictions} has no rows; nothing to score")
     has_id = id_col in frame.columns
-    if has_id:
-        # distinct hashes prove distinct ids; only on a tie are the strings compared
-        n_unique = frame[id_col].hash(_SEEDS[0]).n_unique()
-        if n_unique != frame.height:
-            n_unique = frame[id_col].n_unique()
-        if n_unique != frame.height:
-            raise DataError(
-                f"{inputs.predictions} has {frame.height - n_unique} duplicate ids in "
-                f"'{id_col}'; keep one row per id"
-            )
-    elif need_join or inputs.meta_model or inputs.benchmark_data:
+    if not has_id and (need_join or inputs.meta_model or inputs.benchmark_data):
         raise DataError(
             f"{inputs.predictions} has no id column '{id_col}' to join era/target/benchmark "
             "by; add it or name it with --id-col"
@@ -237,6 +245,8 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
     if inputs.meta_model is not None:
         sources.append((str(inputs.meta_model), _meta_values(inputs, id_col), False))
         meta_col = META_COL
+    if has_id and not sources:
+        _check_unique_ids(frame[id_col], _id_keys(frame[id_col])[2], inputs.predictions)
     if sources:
         names = ", ".join(Path(path).name for path, _, _ in sources)
         with progress.task(f"Joining by id: {names}", total=None):
@@ -246,9 +256,11 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
             # the GIL: overlap them
             with ThreadPoolExecutor(max_workers=2) as pool:
                 reading = pool.submit(pl.collect_all, [table for _, table, _ in sources])
+                # the sorted id hashes serve the joins and the duplicate check
                 left = _id_keys(frame[id_col])
+                _check_unique_ids(frame[id_col], left[2], inputs.predictions)
                 tables = reading.result()
-                alignments = list(pool.map(lambda table: _align(left, table, id_col), tables))
+                alignments = _align_all(pool, left, tables, id_col)
             for (path, _, must_match), table, aligned in zip(
                 sources, tables, alignments, strict=True
             ):
@@ -280,6 +292,46 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
     )
 
 
+def _check_unique_ids(ids: pl.Series, sorted_hashes: np.ndarray, path: Path) -> None:
+    """Distinct hashes prove distinct ids; only on a tie are the strings compared."""
+    if not np.any(sorted_hashes[1:] == sorted_hashes[:-1]):
+        return
+    n_unique = ids.n_unique()
+    if n_unique != len(ids):
+        raise DataError(
+            f"{path} has {len(ids) - n_unique} duplicate ids in '{ids.name}'; keep one row per id"
+        )
+
+
+def _align_all(pool, left, tables: list[pl.DataFrame], id_col: str) -> list:
+    """:func:`_align` of each table, on the pool; a table whose id column equals an
+    earlier one's (the data and benchmark files of one version usually do) reuses
+    that table's row match."""
+    from nx.engine.kernels import match_sorted
+
+    def match(table: pl.DataFrame):
+        right = _id_keys(table[id_col])
+        rows, duplicate = match_sorted(left[2], left[3], right[2], right[3])
+        found = rows >= 0
+        if duplicate or not np.array_equal(right[1][rows[found]], left[1][found]):
+            return None
+        return rows, found
+
+    firsts: dict[int, int] = {}  # table -> earlier table with the same ids
+    for t, table in enumerate(tables):
+        for u in range(t):
+            if u not in firsts and table[id_col].equals(tables[u][id_col]):
+                firsts[t] = u
+                break
+    own = [t for t in range(len(tables)) if t not in firsts]
+    matched = dict(zip(own, pool.map(lambda t: match(tables[t]), own), strict=True))
+    out = []
+    for t, table in enumerate(tables):
+        m = matched[firsts.get(t, t)]
+        out.append(None if m is None else _gather(table, id_col, *m))
+    return out
+
+
 def _id_keys(ids: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Two independent 64-bit hashes of the ids (equal pairs mean equal ids: a chance
     collision of both is about 1e-26 for millions of ids), plus the first hash sorted
@@ -289,19 +341,11 @@ def _id_keys(ids: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return first, ids.hash(_SEEDS[1]).to_numpy(), first[order], order
 
 
-def _align(
-    left: tuple[np.ndarray, ...], table: pl.DataFrame, id_col: str
-) -> tuple[pl.DataFrame, int] | None:
-    """``table``'s columns (but id) in the order of the left ids, null/NaN where an id
-    is missing, and how many were found; None when ``table`` repeats an id or the
-    second hash disagrees (the caller then joins with polars)."""
-    from nx.engine.kernels import match_sorted
-
-    right = _id_keys(table[id_col])
-    rows, duplicate = match_sorted(left[2], left[3], right[2], right[3])
-    found = rows >= 0
-    if duplicate or not np.array_equal(right[1][rows[found]], left[1][found]):
-        return None
+def _gather(
+    table: pl.DataFrame, id_col: str, rows: np.ndarray, found: np.ndarray
+) -> tuple[pl.DataFrame, int]:
+    """``table``'s columns (but id) in the order of the left ids (``rows[i]``: the row
+    of left id i, -1 when missing: null/NaN there) and how many were found."""
     n_found = int(found.sum())
     safe = np.where(found, rows, 0)
     columns = []
