@@ -49,18 +49,36 @@ def xt_y(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out_t.T)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
 def x_beta(x: np.ndarray, beta: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """x beta - shift for x (n, k) of any numeric dtype, beta (k, m), shift (m,)."""
+    """x beta - shift for x (n, k) of any numeric dtype, beta (k, m), shift (m,).
+
+    The sum over j may be reassociated (SIMD lanes): a rounding-level difference.
+    """
     n, k = x.shape
     m = beta.shape[1]
+    beta_t = np.ascontiguousarray(beta.T)
     out = np.empty((n, m))
     for i in range(n):
+        row = x[i]
         for c in range(m):
-            acc = -shift[c]
+            b = beta_t[c]
+            acc = 0.0
             for j in range(k):
-                acc += float(x[i, j]) * beta[j, c]
-            out[i, c] = acc
+                acc += float(row[j]) * b[j]
+            out[i, c] = acc - shift[c]
+    return out
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def column_sums(x: np.ndarray) -> np.ndarray:
+    """Column sums of x (n, k) as float64, adding rows in order."""
+    n, k = x.shape
+    out = np.zeros(k)
+    for i in range(n):
+        row = x[i]
+        for j in range(k):
+            out[j] += float(row[j])
     return out
 
 
@@ -123,7 +141,7 @@ def _scaled_gram(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
         else:
             xf = x.astype(np.float64)
             gram = xf.T @ xf
-        sums = x.sum(axis=0, dtype=np.float64)
+        sums = column_sums(x)
         exact = n * n * maxabs * maxabs < _F64_EXACT
         cov, keep, scale = _scaled_int_cov(gram, sums, n, exact)
         return cov, keep, sums / n, scale
