@@ -61,8 +61,8 @@ class ScoreFrame:
 
 
 def warm_kernels_in_background() -> threading.Thread:
-    """Start numba (import, target set-up, cached kernels: about 0.4 s of
-    single-threaded Python) on a thread, so it overlaps reading the files, which
+    """Start numba (import, target set-up, thread pool, the cached kernels of a
+    score: about 0.4 s of mostly single-threaded Python) on a thread, so it overlaps reading the files, which
     polars does without the GIL. Join the thread before scoring."""
 
     def warm() -> None:
@@ -71,6 +71,12 @@ def warm_kernels_in_background() -> threading.Thread:
         keys = np.zeros(1, dtype=np.uint64)
         rows = np.zeros(1, dtype=np.int64)
         kernels.match_sorted(keys, rows, keys, rows)  # the join's kernel, as it is called
+        # and the scoring kernels with the argument types metrics.score gives them
+        values = np.zeros((1, 2))
+        offsets = np.array([0, 2], dtype=np.int64)
+        kernels.score_eras(values, values[0], values, offsets, np.zeros(1, dtype=np.bool_))
+        kernels.counting_order(offsets, 3)
+        kernels.summary_stats(values[0])
 
     thread = threading.Thread(target=warm, name="nx-warm-numba", daemon=True)
     thread.start()
@@ -256,11 +262,13 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
             # the GIL: overlap them
             with ThreadPoolExecutor(max_workers=2) as pool:
                 reading = pool.submit(pl.collect_all, [table for _, table, _ in sources])
-                # the sorted id hashes serve the joins and the duplicate check
+                # the other worker keys the files' ids as soon as they are read, while
+                # this thread keys the predictions' (also for the duplicate check)
+                keying = pool.submit(lambda: _right_keys(reading.result(), id_col))
                 left = _id_keys(frame[id_col])
                 _check_unique_ids(frame[id_col], left[2], inputs.predictions)
                 tables = reading.result()
-                alignments = _align_all(pool, left, tables, id_col)
+                alignments = _align_all(pool, left, tables, id_col, keying.result())
             for (path, _, must_match), table, aligned in zip(
                 sources, tables, alignments, strict=True
             ):
@@ -303,31 +311,42 @@ def _check_unique_ids(ids: pl.Series, sorted_hashes: np.ndarray, path: Path) -> 
         )
 
 
-def _align_all(pool, left, tables: list[pl.DataFrame], id_col: str) -> list:
-    """:func:`_align` of each table, on the pool; a table whose id column equals an
-    earlier one's (the data and benchmark files of one version usually do) reuses
-    that table's row match."""
+def _right_keys(tables: list[pl.DataFrame], id_col: str) -> list:
+    """Per table: :func:`_id_keys` of its ids, or the index of an earlier table with
+    the same id column (the data and benchmark files of one version usually share
+    it), whose row match it then reuses."""
+    out: list = []
+    for t, table in enumerate(tables):
+        same = next(
+            (
+                u
+                for u in range(t)
+                if not isinstance(out[u], int) and table[id_col].equals(tables[u][id_col])
+            ),
+            None,
+        )
+        out.append(same if same is not None else _id_keys(table[id_col]))
+    return out
+
+
+def _align_all(pool, left, tables: list[pl.DataFrame], id_col: str, right_keys: list) -> list:
+    """Each table's columns in the order of the left ids (see :func:`_gather`), the
+    matches on the pool; None for a table with repeated ids or a hash collision."""
     from nx.engine.kernels import match_sorted
 
-    def match(table: pl.DataFrame):
-        right = _id_keys(table[id_col])
+    def match(right):
         rows, duplicate = match_sorted(left[2], left[3], right[2], right[3])
         found = rows >= 0
         if duplicate or not np.array_equal(right[1][rows[found]], left[1][found]):
             return None
         return rows, found
 
-    firsts: dict[int, int] = {}  # table -> earlier table with the same ids
-    for t, table in enumerate(tables):
-        for u in range(t):
-            if u not in firsts and table[id_col].equals(tables[u][id_col]):
-                firsts[t] = u
-                break
-    own = [t for t in range(len(tables)) if t not in firsts]
-    matched = dict(zip(own, pool.map(lambda t: match(tables[t]), own), strict=True))
+    own = [t for t, keys in enumerate(right_keys) if not isinstance(keys, int)]
+    matched = dict(zip(own, pool.map(lambda t: match(right_keys[t]), own), strict=True))
     out = []
     for t, table in enumerate(tables):
-        m = matched[firsts.get(t, t)]
+        keys = right_keys[t]
+        m = matched[keys if isinstance(keys, int) else t]
         out.append(None if m is None else _gather(table, id_col, *m))
     return out
 
