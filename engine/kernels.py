@@ -155,7 +155,9 @@ def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -
             b = min(int((v - vmin) * scale), k - 1)
             bucket[i] = b
             counts[b + 1] += 1
+    largest = 0
     for b in range(k):
+        largest = max(largest, counts[b + 1])
         counts[b + 1] += counts[b]
     for i in range(n):
         v = values[i]
@@ -165,6 +167,11 @@ def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -
             keys[c] = v
             idx[c] = i
             counts[b] = c + 1
+    if largest <= _INSERTION_MAX:
+        # keys are out of order only within their small buckets: one insertion
+        # pass over everything finishes them
+        _insertion_sort(keys, idx, 0, k)
+        return k
     start = 0
     for b in range(k):
         end = counts[b]
