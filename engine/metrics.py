@@ -440,8 +440,8 @@ def _column_matrix(frame: pl.DataFrame, cols: Sequence[str], what: str) -> np.nd
             )
     if not cols:
         return np.empty((0, frame.height))
-    array = frame.select(pl.col(c).cast(pl.Float64) for c in cols).to_numpy()
-    return np.ascontiguousarray(array.T)
+    # column by column: a float64 column without nulls is read without a copy
+    return np.stack([frame[c].cast(pl.Float64).to_numpy() for c in cols])
 
 
 def _preview(columns: Sequence[str], limit: int = 8) -> str:
@@ -503,7 +503,7 @@ def score(
     refs = _column_matrix(df, refs_cols, "benchmark/meta model")
 
     layout = EraLayout(df[era_col])
-    source_rows = layout.take(np.arange(layout.n_rows))
+    source_rows = np.arange(layout.n_rows) if layout.order is None else layout.order
     target = target[source_rows]
     preds = preds[:, source_rows]
     refs = refs[:, source_rows]
