@@ -128,11 +128,16 @@ def score_command(
     json_output: JsonOption = False,
 ) -> None:
     """Score predictions per era like numerai-tools: corr, BMC, MMC, FNC, feature exposure."""
-    from nx.engine.scoring_io import warm_kernels_in_background
-
-    warming = warm_kernels_in_background()
     from nx.engine.paths import atomic_output
-    from nx.engine.scoring_io import ScoreInputs, load_score_frame, score_document
+    from nx.engine.scoring_io import (
+        ScoreInputs,
+        load_score_frame,
+        score_document,
+        warm_kernels_in_background,
+    )
+
+    # numba's start-up runs on a thread while the files are read
+    warming = warm_kernels_in_background()
 
     # bars only for people watching a terminal; logs and pipes get the result alone
     progress = RichProgress(quiet=json_output or not err_console.is_terminal)
@@ -150,8 +155,10 @@ def score_command(
         meta_model=meta_model,
         features=features,
     )
-    scored = load_score_frame(inputs, progress)
-    warming.join()
+    try:
+        scored = load_score_frame(inputs, progress)
+    finally:
+        warming.join()  # also on a user error: no numba work left running behind
     from nx.engine import metrics
 
     table, summary = metrics.score(
