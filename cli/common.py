@@ -45,6 +45,12 @@ DEFAULT_DATA_DIR = Path("data")
 __all__ = ["DEFAULT_DATA_VERSION"]
 
 
+def table_console(width: int) -> Console:
+    """err_console on a terminal; otherwise (logs, CI, pipes) a stderr console ``width``
+    columns wide, so that wide tables keep one row per line."""
+    return err_console if err_console.is_terminal else Console(stderr=True, width=width)
+
+
 class _RichTask(ProgressTask):
     def __init__(self, bar: RichBar, task_id: int) -> None:
         self._bar, self._id = bar, task_id

@@ -15,20 +15,12 @@ from nx.cli.common import (
     RichProgress,
     err_console,
     print_json,
+    table_console,
 )
 
 SYNTHETIC_HELP = "Synthetic data"
 DOWNSAMPLE_HELP = "Downsampling"
 TABLE_WIDTH = 120  # file names are long; keep one row per file in narrow terminals
-
-
-def _table_console():
-    """err_console, or a wide stderr console when stderr is not a terminal (logs, CI)."""
-    if err_console.is_terminal:
-        return err_console
-    from rich.console import Console
-
-    return Console(stderr=True, width=TABLE_WIDTH)
 
 
 def _size(n_bytes: int) -> str:
@@ -188,7 +180,7 @@ def build_data_command(
     for path in result.outputs:
         status = "built" if path in result.built else "reused (--rebuild to redo)"
         table.add_row(path.name, f"{rows[path]:,}", _size(path.stat().st_size), status)
-    _table_console().print(table)
+    table_console(TABLE_WIDTH).print(table)
 
 
 def data_info_command(
@@ -229,7 +221,7 @@ def data_info_command(
             cell(f.targets),
             _size(f.size_bytes),
         )
-    _table_console().print(table)
+    table_console(TABLE_WIDTH).print(table)
     if info.feature_sets:
         sets = ", ".join(f"{name} {n}" for name, n in info.feature_sets.items())
         err_console.print(f"Feature sets: {sets}", highlight=False)

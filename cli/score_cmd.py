@@ -20,6 +20,7 @@ from nx.cli.common import (
     RichProgress,
     err_console,
     print_json,
+    table_console,
 )
 
 INPUTS = "Inputs"
@@ -183,10 +184,9 @@ def score_command(
 
 
 def _render(summary: dict, rows: int, eras: int, notes: list[str], per_era: Path | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = err_console if err_console.is_terminal else Console(stderr=True, width=TABLE_WIDTH)
+    console = table_console(TABLE_WIDTH)
     table = Table(title=f"nx score: {rows} rows, {eras} eras", title_justify="left")
     headers = ("column", "score", "mean", "std", "sharpe", "max drawdown", "eras", "NaN eras")
     for name in (*headers, "corr w/ benchmark"):
