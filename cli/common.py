@@ -21,7 +21,9 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichBar
 
-from nx.engine.paths import DATA_DIR_ENV, DEFAULT_DATA_VERSION
+from nx.engine.paths import DATA_DIR_ENV
+from nx.engine.paths import DEFAULT_DATA_DIR as DEFAULT_DATA_DIR  # re-exported
+from nx.engine.paths import DEFAULT_DATA_VERSION as DEFAULT_DATA_VERSION  # re-exported
 from nx.engine.progress import Progress, ProgressTask
 
 # People read stderr; stdout is kept for machine-readable output (--json).
@@ -41,8 +43,6 @@ DataVersionOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON document to stdout and nothing else there.")
 ]
-DEFAULT_DATA_DIR = Path("data")
-__all__ = ["DEFAULT_DATA_VERSION"]
 
 
 def table_console(width: int) -> Console:

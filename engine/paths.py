@@ -1,4 +1,5 @@
-"""Where nx keeps datasets: ``<data_dir>/<data_version>/<file>``."""
+"""Where nx keeps datasets (``<data_dir>/<data_version>/<file>``; the CLI reads the
+data dir from ``--data-dir`` or ``$NX_DATA_DIR``) and how it writes files atomically."""
 
 from __future__ import annotations
 
@@ -10,11 +11,7 @@ from pathlib import Path
 
 DEFAULT_DATA_VERSION = "v5.2"
 DATA_DIR_ENV = "NX_DATA_DIR"
-
-
-def default_data_dir() -> Path:
-    """``$NX_DATA_DIR`` if set, else ``./data``."""
-    return Path(os.environ.get(DATA_DIR_ENV, "data"))
+DEFAULT_DATA_DIR = Path("data")
 
 
 def version_dir(data_dir: Path | str, data_version: str = DEFAULT_DATA_VERSION) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from nx.engine.errors import DataError
-from nx.engine.paths import version_dir
+from nx.engine.paths import DEFAULT_DATA_DIR, version_dir
 from nx.engine.progress import NO_PROGRESS, Progress
 
 DEFAULT_BENCHMARK_MODEL = "lgbm_ender20"
@@ -38,7 +38,7 @@ class ScoreInputs:
     era_col: str = "era"
     id_col: str = "id"
     data: Path | None = None
-    data_dir: Path = Path("data")
+    data_dir: Path = DEFAULT_DATA_DIR
     data_version: str = "v5.2"
     benchmark_data: Path | None = None
     benchmark_model: str | None = None
