@@ -24,8 +24,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from nx.engine.build import BUILT_FILES
-from nx.engine.synthetic import generate_raw
+from nx.engine.data.build import BUILT_FILES
+from nx.engine.data.synthetic import generate_raw
 
 REPO = Path(__file__).resolve().parents[1]
 NX_EXE = shutil.which("nx", path=str(Path(sys.executable).parent)) or "nx"

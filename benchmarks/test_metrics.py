@@ -28,7 +28,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from nx.engine import kernels, metrics
+from nx.engine import metrics
+from nx.engine.metrics import kernels
 
 TARGETS = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
 NX_EXE = shutil.which("nx", path=str(Path(sys.executable).parent)) or "nx"

@@ -5,7 +5,7 @@ LightGBM parameters on the same synthetic data built by ``nx build-data
 --synthetic`` (300 eras x ~2,000 rows x 500 int8 features, ``full.parquet``). The pandas side is what a user would write: read the parquet
 into pandas with float features, slice the rows of each fold, fit LightGBM,
 predict the validation eras, write the OOF predictions. The nx side runs
-``nx.engine.training.train_config`` (which also scores the predictions and writes
+``nx.engine.train.train_config`` (which also scores the predictions and writes
 results). Each side runs in its own subprocess that reports its own peak RSS
 (``ru_maxrss`` of RUSAGE_SELF), so neither measurement sees the other. Each side
 runs twice and the faster round counts (the machine is shared and noisy); the
@@ -45,8 +45,8 @@ MEASURED: dict[str, dict[str, float]] = {}
 
 
 def run_nx(data_dir: Path, out: Path) -> None:
-    from nx.engine.config import parse_config
-    from nx.engine.training import train_config
+    from nx.engine.train import train_config
+    from nx.engine.train.config import parse_config
 
     config = parse_config(
         {
@@ -91,7 +91,7 @@ def bench_root():
 
 @pytest.fixture(scope="module")
 def bench_data(bench_root) -> Path:
-    from nx.engine.build import build_data
+    from nx.engine.data.build import build_data
 
     data_dir = bench_root / "data"
     build_data(

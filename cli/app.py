@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from nx.cli import data_cmd, score_cmd, train_cmd
+from nx.cli import data, metrics, train
 from nx.cli.common import err_console
 from nx.engine import __version__
 from nx.engine.errors import NxError
@@ -72,9 +72,9 @@ def _root(
     ctx.obj = {"debug": debug}
 
 
-data_cmd.register(app)
-score_cmd.register(app)
-train_cmd.register(app)
+data.register(app)
+metrics.register(app)
+train.register(app)
 
 
 def main() -> None:

@@ -59,7 +59,7 @@ def tiny_data_dir(tmp_path_factory) -> Path:
 
     Shared by the whole session: treat it as read-only (copy it to modify files).
     """
-    from nx.engine.build import build_data
+    from nx.engine.data.build import build_data
 
     data_dir = tmp_path_factory.mktemp("tiny_data")
     build_data(data_dir, "v5.2", synthetic=True, scale="tiny", seed=TINY_SEED)

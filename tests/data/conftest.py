@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nx.engine.synthetic import RAW_FILES
+from nx.engine.data.synthetic import RAW_FILES
 
 
 @pytest.fixture

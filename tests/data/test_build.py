@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nx.engine.build import BUILT_FILES, build_data, downsampled_eras
+from nx.engine.data.build import BUILT_FILES, build_data, downsampled_eras
 from tests.data import pandas_reference as ref
 
 

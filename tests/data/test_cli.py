@@ -6,8 +6,8 @@ import json
 
 import pyarrow.parquet as pq
 
-from nx.engine.build import BUILT_FILES
-from nx.engine.synthetic import RAW_FILES
+from nx.engine.data.build import BUILT_FILES
+from nx.engine.data.synthetic import RAW_FILES
 from tests.conftest import nx_run
 
 

@@ -9,7 +9,7 @@ import requests
 import responses
 from numerapi.base_api import API_TOURNAMENT_URL
 
-from nx.engine.synthetic import RAW_FILES
+from nx.engine.data.synthetic import RAW_FILES
 from tests.conftest import assert_user_error
 
 from .conftest import listing
@@ -156,7 +156,7 @@ def test_api_server_error_suggests_synthetic(nx, tmp_path):
 
 
 def test_query_names_the_file_and_the_classic_tournament(tmp_path):
-    from nx.engine.download import dataset_url
+    from nx.engine.data.download import dataset_url
 
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, API_TOURNAMENT_URL, json={"data": {"dataset": "https://x.test/f"}})

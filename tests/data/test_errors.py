@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from nx.engine.synthetic import RAW_FILES
+from nx.engine.data.synthetic import RAW_FILES
 from tests.conftest import assert_user_error
 
 from .conftest import listing

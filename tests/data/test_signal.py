@@ -10,7 +10,7 @@ import pytest
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
-from nx.engine.build import build_data
+from nx.engine.data.build import build_data
 
 
 def _per_era_corr(eras: np.ndarray, prediction: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nx.engine import synthetic
-from nx.engine.synthetic import RAW_FILES, SCALES, generate_raw, resolve_scale
+from nx.engine.data import synthetic
+from nx.engine.data.synthetic import RAW_FILES, SCALES, generate_raw, resolve_scale
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ from hypothesis.extra import numpy as hnp
 from scipy.special import ndtri as scipy_ndtri
 from scipy.stats import rankdata
 
-from nx.engine import kernels, metrics
-from nx.engine.ndtri import ndtri_array
+from nx.engine import metrics
+from nx.engine.metrics import kernels
+from nx.engine.metrics.ndtri import ndtri_array
 
 SETTINGS = settings(max_examples=50, deadline=None)
 

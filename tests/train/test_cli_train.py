@@ -120,8 +120,8 @@ def test_train_writes_outputs_and_json(nx, small_data_dir, tmp_path):
 
 def test_results_metrics_equal_metrics_engine_on_predictions_file(small_data_dir, tmp_path):
     from nx.engine import metrics
-    from nx.engine.config import load_config
-    from nx.engine.training import train_config
+    from nx.engine.train import train_config
+    from nx.engine.train.config import load_config
 
     config = load_config(
         write_config(tmp_path / "m.toml", FAST_LGBM + "[training.cv]\nn_splits = 4\n")
@@ -139,9 +139,9 @@ def test_results_metrics_equal_metrics_engine_on_predictions_file(small_data_dir
 
 
 def test_final_artifact_predicts_like_a_model_trained_on_all_eras(small_data_dir, tmp_path):
-    from nx.engine.config import load_config
-    from nx.engine.models import load_artifact
-    from nx.engine.training import load_training_data, train_config
+    from nx.engine.train import load_training_data, train_config
+    from nx.engine.train.config import load_config
+    from nx.engine.train.models import load_artifact
 
     config = load_config(
         write_config(tmp_path / "f.toml", FAST_LGBM + "[training]\nfinal_fit = true\n")

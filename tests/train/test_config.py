@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from nx.engine.config import load_config, parse_config
 from nx.engine.errors import ConfigError
+from nx.engine.train.config import load_config, parse_config
 from tests.train.conftest import FAST_LGBM, write_config
 
 REFERENCE_PY = """
@@ -142,6 +142,6 @@ def test_shipped_baseline_config_is_valid():
     import tomllib
     from importlib.resources import files
 
-    text = (files("nx.engine") / "configs" / "baseline.toml").read_text()
+    text = (files("nx.engine.train") / "configs" / "baseline.toml").read_text()
     config = parse_config(tomllib.loads(text), "baseline.toml")
     assert config.model.type == "LGBMRegressor" and config.name == "baseline"

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nx.engine.cv import era_folds, sorted_unique_eras
 from nx.engine.errors import ConfigError
+from nx.engine.train.cv import era_folds, sorted_unique_eras
 
 
 def reference_folds(n_eras, n_splits, embargo, mode):

@@ -9,17 +9,17 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from nx.engine.config import parse_config
 from nx.engine.errors import ConfigError, DataError
-from nx.engine.models import ModelSpec
 from nx.engine.progress import Progress
-from nx.engine.training import (
+from nx.engine.train import (
     folds_for,
     load_training_data,
     oof_predictions,
     residual_to_benchmark,
     subtract_benchmark,
 )
+from nx.engine.train.config import parse_config
+from nx.engine.train.models import ModelSpec
 from tests.train.conftest import BENCHMARK, FAST_LGBM, write_dataset
 from tests.train.reference import pandas_oof
 
@@ -253,7 +253,7 @@ def test_any_estimator_by_import_path(small_data_dir):
 
 
 def test_unknown_model_type_is_a_config_error():
-    from nx.engine.training import check_config
+    from nx.engine.train import check_config
 
     with pytest.raises(ConfigError, match="model.type"):
         check_config(config_from('[model]\ntype = "XGBoost"\n[model.params]\n'))

@@ -71,7 +71,7 @@ def _render(rows: list[dict]) -> None:
 
 def _train_all(configs, data_dir: Path, output_dir: Path | None, final: bool, json_out: bool):
     from nx.engine.errors import ConfigError
-    from nx.engine.training import check_config, check_inputs, train_config
+    from nx.engine.train import check_config, check_inputs, train_config
 
     names: dict[str, Path] = {}
     for config in configs:  # every config is checked before the first one trains
@@ -106,7 +106,7 @@ def train(
 ) -> None:
     """Train each config with era-wise CV, score its out-of-fold predictions, write the outputs."""
     from nx.cli.common import print_json
-    from nx.engine.config import load_config
+    from nx.engine.train.config import load_config
 
     loaded = [load_config(path) for path in configs]
     results = _train_all(loaded, data_dir, output_dir, final, json_out)
@@ -129,12 +129,12 @@ def demo(
     from importlib.resources import files
 
     from nx.cli.common import print_json
-    from nx.engine.build import build_data
-    from nx.engine.config import parse_config
+    from nx.engine.data.build import build_data
+    from nx.engine.train.config import parse_config
 
     progress = RichProgress(quiet=json_out)
     build_data(data_dir, synthetic=True, scale="small", progress=progress)
-    resource = files("nx.engine") / "configs" / DEMO_CONFIG
+    resource = files("nx.engine.train") / "configs" / DEMO_CONFIG
     config = parse_config(tomllib.loads(resource.read_text(encoding="utf-8")), Path(DEMO_CONFIG))
     results = _train_all([config], data_dir, output_dir, False, json_out)
     rows = [_summary_row(result) for result in results]

@@ -1,6 +1,6 @@
 """``nx score PREDICTIONS``: Numerai's per-era scores of a predictions file.
 
-Thin: options -> :mod:`nx.engine.scoring_io` (read and join) -> :func:`nx.engine.metrics.score`
+Thin: options -> :mod:`nx.engine.metrics.io` (read and join) -> :func:`nx.engine.metrics.score`
 -> a rich table on stderr, or one JSON document on stdout with ``--json``.
 """
 
@@ -129,13 +129,13 @@ def score_command(
     json_output: JsonOption = False,
 ) -> None:
     """Score predictions per era like numerai-tools: corr, BMC, MMC, FNC, feature exposure."""
-    from nx.engine.paths import atomic_output
-    from nx.engine.scoring_io import (
+    from nx.engine.metrics.io import (
         ScoreInputs,
         load_score_frame,
         score_document,
         warm_kernels_in_background,
     )
+    from nx.engine.paths import atomic_output
 
     # numba's start-up runs on a thread while the files are read
     warming = warm_kernels_in_background()

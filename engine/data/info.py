@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from nx.engine.build import BUILT_FILES
+from nx.engine.data.build import BUILT_FILES
+from nx.engine.data.synthetic import RAW_FILES, parse_version
 from nx.engine.errors import DataError
 from nx.engine.paths import version_dir
-from nx.engine.synthetic import RAW_FILES, parse_version
 
 
 def read_sql(name: str) -> str:

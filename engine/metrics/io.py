@@ -66,7 +66,7 @@ def warm_kernels_in_background() -> threading.Thread:
     polars does without the GIL. Join the thread before scoring."""
 
     def warm() -> None:
-        from nx.engine import kernels
+        from nx.engine.metrics import kernels
 
         keys = np.zeros(1, dtype=np.uint64)
         rows = np.zeros(1, dtype=np.int64)
@@ -332,7 +332,7 @@ def _right_keys(tables: list[pl.DataFrame], id_col: str) -> list:
 def _align_all(pool, left, tables: list[pl.DataFrame], id_col: str, right_keys: list) -> list:
     """Each table's columns in the order of the left ids (see :func:`_gather`), the
     matches on the pool; None for a table with repeated ids or a hash collision."""
-    from nx.engine.kernels import match_sorted
+    from nx.engine.metrics.kernels import match_sorted
 
     def match(right):
         rows, duplicate = match_sorted(left[2], left[3], right[2], right[3])
@@ -354,7 +354,7 @@ def _align_all(pool, left, tables: list[pl.DataFrame], id_col: str, right_keys: 
 def _id_keys(ids: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Two independent 64-bit hashes of the ids (equal pairs mean equal ids: a chance
     collision of both is about 1e-26 for millions of ids), plus the first hash sorted
-    and its sorting order, for :func:`nx.engine.kernels.match_sorted`."""
+    and its sorting order, for :func:`nx.engine.metrics.kernels.match_sorted`."""
     first = ids.hash(_SEEDS[0]).to_numpy()
     order = np.argsort(first)  # numpy's SIMD sort: ~0.1 s for 3M keys
     return first, ids.hash(_SEEDS[1]).to_numpy(), first[order], order

@@ -1,4 +1,4 @@
-"""``nx build-data`` and ``nx data info``: thin wrappers over nx.engine.build/datainfo."""
+"""``nx build-data`` and ``nx data info``: thin wrappers over nx.engine.data.build/datainfo."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def build_data_command(
 ) -> None:
     """Get Numerai's raw files (download, or --synthetic) and build full.parquet,
     full_benchmark_models.parquet and their downsampled versions."""
-    from nx.engine.build import build_data
+    from nx.engine.data.build import build_data
     from nx.engine.errors import ConfigError
 
     synthetic_options = {
@@ -189,7 +189,7 @@ def data_info_command(
     json_output: JsonOption = False,
 ) -> None:
     """List the files of a data version: rows, eras, features, targets and size."""
-    from nx.engine.datainfo import data_info
+    from nx.engine.data.info import data_info
 
     info = data_info(data_dir, data_version)
     if json_output:

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from nx.engine.ndtri import central_rank_values, ndtri
+from nx.engine.metrics.ndtri import central_rank_values, ndtri
 
 NAN = np.nan
 

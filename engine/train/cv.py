@@ -21,9 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from nx.engine.eras import era_sort_key
 from nx.engine.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nx.engine.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -33,12 +37,6 @@ class Fold:
     index: int
     train_eras: list[str]
     val_eras: list[str]
-
-
-def era_sort_key(era: object) -> tuple[int, int | str]:
-    """Numeric order for era labels ("0002" < "0010"); non-numeric labels after, as text."""
-    text = str(era)
-    return (0, int(text)) if text.strip().lstrip("-").isdigit() else (1, text)
 
 
 def sorted_unique_eras(eras: Iterable[object]) -> list[str]:
@@ -88,3 +86,12 @@ def era_folds(
             )
         folds.append(Fold(index=index, train_eras=train, val_eras=val))
     return folds
+
+
+def folds_for(config: TrainConfig, eras: list[str]) -> list[Fold]:
+    """The folds of ``config``'s CV settings over ``eras``; errors name the config file."""
+    cv = config.training.cv
+    try:
+        return era_folds(eras, cv.n_splits, config.cv_embargo, cv.mode, cv.min_train_size)
+    except ConfigError as error:
+        raise ConfigError(f"{config.source}: {error}") from None

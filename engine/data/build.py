@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from nx.engine.data.synthetic import RAW_FILES, generate_raw, parse_version
+from nx.engine.eras import era_sort_key
 from nx.engine.errors import ConfigError, DataError
 from nx.engine.paths import atomic_output, version_dir
 from nx.engine.progress import NO_PROGRESS, Progress
-from nx.engine.synthetic import RAW_FILES, generate_raw, parse_version
 
 if TYPE_CHECKING:
     import polars as pl
@@ -173,11 +174,6 @@ def _preview(names: list[str], limit: int = 3) -> str:
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
-def era_sort_key(era: str) -> tuple[int, int | str]:
-    """Numeric order for Numerai's zero-padded eras; anything else after, by text."""
-    return (0, int(era)) if era.isdigit() else (1, era)
-
-
 def downsampled_eras(eras: list[str], step: int, offset: int) -> list[str]:
     """Eras kept by downsampling: with the unique eras sorted numerically, those whose
     position satisfies ``position % step == offset``."""
@@ -293,7 +289,7 @@ def build_data(
             )
             raw_source = "synthetic"
     elif download:
-        from nx.engine.download import download_raw
+        from nx.engine.data.download import download_raw
 
         fetched = download_raw(vdir, data_version, overwrite=rebuild, progress=progress)
         if fetched:

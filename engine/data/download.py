@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from nx.engine.data.synthetic import RAW_FILES
 from nx.engine.errors import DataError, NetworkError
 from nx.engine.paths import atomic_output
 from nx.engine.progress import NO_PROGRESS, Progress
-from nx.engine.synthetic import RAW_FILES
 
 DATASET_QUERY = """
 query ($filename: String! $round: Int $tournament: Int) {

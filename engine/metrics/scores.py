@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from nx.engine import kernels
 from nx.engine.errors import ScoringError
-from nx.engine.neutralize import neutralize_block
+from nx.engine.metrics import kernels
+from nx.engine.metrics.neutralization import neutralize_block
 from nx.engine.progress import NO_PROGRESS, Progress
 
 DEFAULT_MAX_NAN_FRACTION = 0.2

@@ -1,0 +1,63 @@
+"""The saved final model: ``models/<name>/`` with the model file and ``manifest.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nx.engine import __version__
+from nx.engine.train.config import TrainConfig
+from nx.engine.train.models import ModelSpec
+from nx.engine.train.results import json_ready
+
+if TYPE_CHECKING:
+    from nx.engine.train.inputs import TrainingData
+
+
+def save_artifact(
+    model, config: TrainConfig, data: TrainingData, out: Path, spec: ModelSpec
+) -> Path:
+    """Write ``models/<name>/`` atomically: the model file plus ``manifest.json``."""
+    target = out / "models" / config.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{config.name}.", dir=target.parent))
+    try:
+        model_file = model.save(staging)
+        transform = config.model.target_transform
+        manifest = {
+            "format": "nx-model/1",
+            "nx_version": __version__,
+            "name": config.name,
+            "model_type": config.model.type,
+            "model_kind": model.kind,
+            "model_file": model_file,
+            "params": spec.params,
+            "features": data.source.feature_names,
+            "columns": data.source.columns,
+            "x_groups": config.model.x_groups,
+            "target": config.data.target_col,
+            "target_transform": transform.model_dump() if transform else None,
+            "transform_benchmark_col": config.transform_benchmark_col,
+            "preprocessing": config.preprocessing.model_dump(),
+            "data_version": config.data.data_version,
+            "feature_set": config.data.feature_set,
+            "benchmark_model": config.data.benchmark_model,
+            "baseline": config.model.baseline.model_dump() if config.model.baseline else None,
+            "trained_rows": data.n_rows,
+            "trained_eras": [data.eras[0], data.eras[-1]],
+        }
+        (staging / "manifest.json").write_text(
+            json.dumps(json_ready(manifest), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{config.name}.old.", dir=target.parent))
+            os.replace(target, old / "model")
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
