@@ -24,3 +24,27 @@ class ScoringError(NxError):
 
 class NetworkError(NxError):
     """Numerai's API or data servers could not be reached or answered an error."""
+
+
+class ExportError(NxError):
+    """A model cannot be exported, or a pickle fails a rule of Numerai's runtime."""
+
+
+class RuntimeEnvError(NxError):
+    """A Numerai runtime environment is missing or cannot be created."""
+
+
+class ApiError(NetworkError):
+    """Numerai's API answered with an error (HTTP status or a GraphQL ``errors`` list)."""
+
+
+class AuthError(ApiError):
+    """Numerai credentials are missing, malformed, rejected, or lack a scope."""
+
+
+class SweepError(NxError):
+    """A sweep file is invalid or a sweep cannot run."""
+
+
+class ReportError(NxError):
+    """An experiment cannot be shown, plotted or reported (e.g. no results, no overlap)."""
