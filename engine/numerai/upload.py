@@ -157,6 +157,33 @@ def _failure_logs(client: NumeraiClient, upload: dict[str, Any]) -> list[str]:
     return [" ".join(line.split()) for line in lines if line.strip()]
 
 
+def pickle_upload_auth(client: NumeraiClient, filename: str, model_id: str) -> dict[str, str]:
+    """Numerai's presigned URL for a pickle: ``{"filename", "url"}`` (PUT the bytes there)."""
+    auth = client.query(
+        PICKLE_UPLOAD_AUTH, {"filename": filename, "modelId": model_id}, scope=UPLOAD_SCOPE
+    )["computePickleUploadAuth"]
+    url = require((auth or {}).get("url"), "upload URL for the pickle")
+    return {"filename": auth.get("filename") or filename, "url": url}
+
+
+def register_pickle(
+    client: NumeraiClient, filename: str, model_id: str, image_id: str, version_id: str
+) -> str:
+    """Register a pickle PUT to its upload URL (``createComputePickleUpload``); its id."""
+    created = client.query(
+        CREATE_PICKLE_UPLOAD,
+        {
+            "filename": filename,
+            "tournament": CLASSIC,
+            "modelId": model_id,
+            "dataVersionId": version_id,
+            "dockerImageId": image_id,
+        },
+        scope=UPLOAD_SCOPE,
+    )["createComputePickleUpload"]
+    return require((created or {}).get("id"), "id for the registered pickle")
+
+
 def upload_pickle(
     client: NumeraiClient,
     pickle_path: Path | str,
@@ -184,24 +211,10 @@ def upload_pickle(
     mid = model_id(client, model, CLASSIC)
     image_id = docker_image_id(client, runtime)
     version_id = data_version_id(client, data_version)
-    auth = client.query(
-        PICKLE_UPLOAD_AUTH, {"filename": path.name, "modelId": mid}, scope=UPLOAD_SCOPE
-    )["computePickleUploadAuth"]
-    url = require((auth or {}).get("url"), "upload URL for the pickle")
-    filename = auth.get("filename") or path.name
-    client.put_file(url, path, label=path.name, progress=progress)
-    created = client.query(
-        CREATE_PICKLE_UPLOAD,
-        {
-            "filename": filename,
-            "tournament": CLASSIC,
-            "modelId": mid,
-            "dataVersionId": version_id,
-            "dockerImageId": image_id,
-        },
-        scope=UPLOAD_SCOPE,
-    )["createComputePickleUpload"]
-    pickle_id = require((created or {}).get("id"), "id for the registered pickle")
+    auth = pickle_upload_auth(client, path.name, mid)
+    filename = auth["filename"]
+    client.put_file(auth["url"], path, label=path.name, progress=progress)
+    pickle_id = register_pickle(client, filename, mid, image_id, version_id)
     result: dict[str, Any] = {
         "model": model,
         "model_id": mid,
