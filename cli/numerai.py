@@ -111,6 +111,11 @@ app = typer.Typer(
 )
 
 
+def _progress(json_out: bool) -> RichProgress:
+    """Bars for people at a terminal; logs, pipes and --json get the result alone."""
+    return RichProgress(quiet=json_out or not err_console.is_terminal)
+
+
 def _client(token_file: Path | None, *, required: bool = True):
     from nx.engine.numerai.client import NumeraiClient
     from nx.engine.numerai.credentials import find_credentials, load_credentials
@@ -256,7 +261,7 @@ def upload_command(
         data_dir=data_dir,
         timeout_s=timeout,
         poll_s=poll_interval,
-        progress=RichProgress(quiet=json_out),
+        progress=_progress(json_out),
     )
     if json_out:
         print_json(result)
@@ -334,7 +339,7 @@ def submit_command(
         tournament=tournament,
         data_dir=data_dir,
         data_version=data_version,
-        progress=RichProgress(quiet=json_out),
+        progress=_progress(json_out),
     )
     if json_out:
         print_json(result)
@@ -376,7 +381,7 @@ def diagnostics_command(
         wait=not no_wait,
         timeout_s=timeout,
         poll_s=poll_interval,
-        progress=RichProgress(quiet=json_out),
+        progress=_progress(json_out),
     )
     if json_out:
         print_json(result)

@@ -117,15 +117,17 @@ class NumeraiClient:
         credentials: Credentials | None = None,
         *,
         api_url: str | None = None,
-        timeout_s: float = TIMEOUT_S,
-        retries: int = RETRIES,
-        backoff_s: float = BACKOFF_S,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+        backoff_s: float | None = None,
     ) -> None:
         import requests
 
         self.credentials = credentials
         self.api_url = api_url or default_api_url()
-        self.timeout_s, self.retries, self.backoff_s = timeout_s, max(1, retries), backoff_s
+        self.timeout_s = TIMEOUT_S if timeout_s is None else timeout_s
+        self.retries = max(1, RETRIES if retries is None else retries)
+        self.backoff_s = BACKOFF_S if backoff_s is None else backoff_s
         self._session = requests.Session()
         self._api = None
 

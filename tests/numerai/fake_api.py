@@ -23,14 +23,22 @@ IMAGES = [
     {"id": "img-312", "name": "Python 3.12", "default": True},
 ]
 DATA_VERSIONS = [{"id": "dv-52", "name": "v5.2", "default": True}]
-PUBLIC_FIELDS = {"rounds", "tournaments", "listDatasets", "v2Leaderboard", "v3UserProfile"}
+PUBLIC_FIELDS = {
+    "rounds",
+    "tournaments",
+    "listDatasets",
+    "v2Leaderboard",
+    "v3UserProfile",
+    "v2RoundModelPerformances",
+}
 _FIELD = re.compile(r"\{\s*(\w+)")
 
 
 class FakeNumerai:
     """State of the fake API; ``url`` is its GraphQL endpoint once started."""
 
-    def __init__(self, validation: list[str] | None = None) -> None:
+    def __init__(self, validation: list[str] | None = None, base: str | None = None) -> None:
+        self._base = base  # where upload URLs point when there is no server (responses)
         self.calls: list[str] = []
         self.uploads: dict[str, bytes] = {}
         self.models = [{"id": MODEL_ID, "name": "nx_model", "tournament": 8}]
@@ -86,6 +94,8 @@ class FakeNumerai:
 
     @property
     def base(self) -> str:
+        if self._base:
+            return self._base
         assert self._server is not None
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
@@ -188,3 +198,55 @@ class FakeNumerai:
     def op_createSubmission(self, filename, tournament, modelId):
         self.submissions.append({"filename": filename, "modelId": modelId})
         return {"id": f"submission-{len(self.submissions)}"}
+
+    def op_diagnosticsUploadAuth(self, filename, tournament, modelId):
+        return {"filename": f"diag-{filename}", "url": f"{self.base}/upload/diag-{filename}"}
+
+    def op_createDiagnostics(self, filename, tournament, modelId):
+        self.diagnostics_polls = 0
+        return {"id": "diagnostics-1"}
+
+    def op_diagnostics(self, modelId, id=None):
+        self.diagnostics_polls = getattr(self, "diagnostics_polls", 0) + 1
+        if self.diagnostics_polls < 2:
+            return {"status": "pending", "message": None}
+        return {
+            "status": "done",
+            "message": None,
+            "erasAcceptedCount": 120,
+            "validationCorrMean": 0.0213,
+            "validationCorrSharpe": 1.05,
+            "validationBmcMean": 0.0041,
+            "perEraDiagnostics": [{"era": "0575", "validationCorr": 0.02}],
+            "updatedAt": "2026-11-28T13:00:00Z",
+        }
+
+    def op_v2RoundModelPerformances(self, modelId, lastNRounds=None, tournament=None):
+        rounds = [
+            {
+                "roundNumber": n,
+                "roundOpenTime": "2026-11-01T13:00:00Z",
+                "roundResolveTime": None,
+                "roundResolved": n < 999,
+                "submissionScores": [
+                    {"displayName": "CORR20", "value": 0.01 * (n - 996), "percentile": 0.5},
+                    {"displayName": "MMC", "value": 0.001, "percentile": 0.4},
+                ],
+            }
+            for n in (997, 998, 999)
+        ]
+        return rounds[-lastNRounds:] if lastNRounds else rounds
+
+    def op_v2Leaderboard(self, limit, offset):
+        rows = [
+            {"rank": i + 1, "username": f"m{i}", "corr20Rep": 0.05, "mmcRep": 0.01,
+             "bmcRep": 0.02, "nmrStaked": "12.5"}
+            for i in range(5)
+        ]  # fmt: skip
+        return rows[offset : offset + limit]
+
+    def op_v3UserProfile(self, model_name, tournament):
+        if model_name not in {m["name"] for m in self.models}:
+            return None
+        return {"id": MODEL_ID, "username": model_name, "startDate": "2025-01-02T00:00:00Z",
+                "bio": None, "nmrStaked": "3.25"}  # fmt: skip
