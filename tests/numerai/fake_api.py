@@ -111,7 +111,9 @@ class FakeNumerai:
         with self._lock:
             self.calls.append(field)
         if field not in PUBLIC_FIELDS and authorization != TOKEN:
-            return 200, {"data": None, "errors": [{"message": "You must be authenticated"}]}
+            # like a careless server, echo what it was sent: nx must redact it
+            message = f"You must be authenticated (got {authorization})"
+            return 200, {"data": None, "errors": [{"message": message}]}
         handler = getattr(self, f"op_{field}", None)
         if handler is None:
             return 200, {"data": None, "errors": [{"message": f"Unknown field {field}"}]}
