@@ -14,6 +14,7 @@ progress: engine_function(..., progress=progress))``.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -124,7 +125,20 @@ def _client(required: bool = True):
     return NumeraiClient(credentials)
 
 
-DataDir = Annotated[str, Field(description="Data directory holding <version>/ folders.")]
+DataDir = Annotated[
+    str | None,
+    Field(
+        description="Data directory holding <version>/ folders (default: $NX_DATA_DIR, else data)."
+    ),
+]
+
+
+def _data_dir(value: str | None) -> Path:
+    from nx.engine.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR
+
+    return Path(value or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+
+
 DataVersion = Annotated[str, Field(description="Numerai data version, e.g. v5.2.")]
 ModelName = Annotated[str, Field(description="Name of a model slot on Numerai.")]
 Tournament = Annotated[int, Field(description="8 Classic, 11 Signals, 12 Crypto.")]
@@ -136,7 +150,7 @@ Tournament = Annotated[int, Field(description="8 Classic, 11 Signals, 12 Crypto.
 @tool()
 async def build_data(
     ctx: Context,
-    data_dir: DataDir = "data",
+    data_dir: DataDir = None,
     data_version: DataVersion = "v5.2",
     synthetic: Annotated[bool, Field(description="Generate synthetic data (no network).")] = False,
     scale: Annotated[Literal["tiny", "small", "full"], Field(description="Synthetic size.")] = (
@@ -153,7 +167,7 @@ async def build_data(
     result = await run(
         ctx,
         lambda progress: build(
-            Path(data_dir),
+            _data_dir(data_dir),
             data_version,
             synthetic=synthetic,
             scale=scale,
@@ -175,19 +189,19 @@ async def build_data(
 
 @tool()
 async def data_info(
-    ctx: Context, data_dir: DataDir = "data", data_version: DataVersion = "v5.2"
+    ctx: Context, data_dir: DataDir = None, data_version: DataVersion = "v5.2"
 ) -> dict[str, Any]:
     """Describe a data version's files: rows, eras, features, targets, sizes (nx data info)."""
     from nx.engine.data.info import data_info as info
 
-    return (await run(ctx, lambda _: info(Path(data_dir), data_version))).to_dict()
+    return (await run(ctx, lambda _: info(_data_dir(data_dir), data_version))).to_dict()
 
 
 @tool()
 async def train(
     ctx: Context,
     configs: Annotated[list[str], Field(description="Config files (.toml, .py, .json).")],
-    data_dir: DataDir = "data",
+    data_dir: DataDir = None,
     output_dir: Annotated[str | None, Field(description="Experiment directory.")] = None,
     final: Annotated[bool, Field(description="Also fit and save a model on all eras.")] = False,
 ) -> dict[str, Any]:
@@ -199,12 +213,16 @@ async def train(
         loaded = [load_config(Path(c)) for c in configs]
         for config in loaded:
             check_config(config)
-            check_inputs(config, Path(data_dir))
+            check_inputs(config, _data_dir(data_dir))
         out = Path(output_dir) if output_dir else None
         return [
             _summary_row(
                 train_config(
-                    config, data_dir=Path(data_dir), output_dir=out, final=final, progress=progress
+                    config,
+                    data_dir=_data_dir(data_dir),
+                    output_dir=out,
+                    final=final,
+                    progress=progress,
                 )
             )
             for config in loaded
@@ -217,7 +235,7 @@ async def train(
 async def score_predictions(
     ctx: Context,
     predictions: Annotated[str, Field(description="Predictions file (parquet or CSV).")],
-    data_dir: DataDir = "data",
+    data_dir: DataDir = None,
     data_version: DataVersion = "v5.2",
     pred_cols: Annotated[list[str] | None, Field(description="Columns to score.")] = None,
     target: str = "target",
@@ -236,7 +254,7 @@ async def score_predictions(
             pred_cols=list(pred_cols or []),
             target_col=target,
             data=Path(data) if data else None,
-            data_dir=Path(data_dir),
+            data_dir=_data_dir(data_dir),
             data_version=data_version,
             benchmark_model=benchmark_model,
             meta_model=Path(meta_model) if meta_model else None,
@@ -301,7 +319,7 @@ async def upload_model(
     skip_check: Annotated[bool, Field(description="upload without nx check-pickle.")] = False,
     wait: Annotated[bool, Field(description="upload: wait for the validation.")] = True,
     timeout_seconds: float = 900.0,
-    data_dir: DataDir = "data",
+    data_dir: DataDir = None,
 ) -> dict[str, Any]:
     """Numerai model uploads (pickles run by Numerai every round), one operation per call."""
     from nx.engine.errors import ConfigError
@@ -326,7 +344,7 @@ async def upload_model(
                 data_version=data_version,
                 wait=wait,
                 check=not skip_check,
-                data_dir=Path(data_dir),
+                data_dir=_data_dir(data_dir),
                 timeout_s=timeout_seconds,
                 progress=progress,
             )
@@ -351,7 +369,7 @@ async def submit_predictions(
     file_path: Annotated[str, Field(description="Live predictions (CSV or parquet).")],
     model_name: ModelName,
     tournament: Tournament = 8,
-    data_dir: DataDir = "data",
+    data_dir: DataDir = None,
     data_version: DataVersion = "v5.2",
 ) -> dict[str, Any]:
     """Check a live predictions file and submit it for a model."""
@@ -364,7 +382,7 @@ async def submit_predictions(
             file_path,
             model_name,
             tournament=tournament,
-            data_dir=Path(data_dir),
+            data_dir=_data_dir(data_dir),
             data_version=data_version,
             progress=progress,
         ),
