@@ -334,12 +334,11 @@ async def upload_model(
         client = _client()
         if operation == "list":
             return upload.model_status(client, model_name)
-        mid = operations.model_id(client, need(model_name, "model_name"))
-        if operation == "upload":
+        if operation == "upload":  # the pickle is checked before anything is sent
             return upload.upload_pickle(
                 client,
                 need(file_path, "file_path"),
-                model_name,
+                need(model_name, "model_name"),
                 runtime=runtime,
                 data_version=data_version,
                 wait=wait,
@@ -348,6 +347,7 @@ async def upload_model(
                 timeout_s=timeout_seconds,
                 progress=progress,
             )
+        mid = operations.model_id(client, need(model_name, "model_name"))
         if operation == "get_upload_auth":
             return upload.pickle_upload_auth(client, need(filename, "filename"), mid)
         if operation == "create":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import anyio
+import polars as pl
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from ..conftest import NX_EXE
@@ -36,6 +37,9 @@ def _structured(result) -> dict:
 
 
 def test_mcp_server_lists_and_runs_tools(fake_numerai, tiny_data_dir, tmp_path):
+    full = pl.read_parquet(tiny_data_dir / "v5.2" / "full.parquet", columns=["id", "target"])
+    predictions = tmp_path / "preds.parquet"
+    full.select("id", prediction=pl.col("target") * 0.5 + 0.25).write_parquet(predictions)
     params = StdioServerParameters(command=NX_EXE, args=["mcp"], env=fake_env(fake_numerai))
     progress: list[tuple[float, float | None, str | None]] = []
     stderr = (tmp_path / "server.log").open("w+")
@@ -57,6 +61,10 @@ def test_mcp_server_lists_and_runs_tools(fake_numerai, tiny_data_dir, tmp_path):
                     {"data_dir": str(tmp_path / "d"), "synthetic": True, "scale": "tiny"},
                     progress_callback=on_progress,
                 )
+                scored = await session.call_tool(
+                    "score_predictions",
+                    {"predictions": str(predictions), "data_dir": str(tiny_data_dir)},
+                )
                 whoami = await session.call_tool("check_api_credentials", {})
                 uploads = await session.call_tool("upload_model", {"operation": "list"})
                 assign = await session.call_tool(
@@ -66,9 +74,9 @@ def test_mcp_server_lists_and_runs_tools(fake_numerai, tiny_data_dir, tmp_path):
                 missing = await session.call_tool(
                     "upload_model", {"operation": "assign", "model_name": "nobody"}
                 )
-                return tools, info, built, whoami, uploads, assign, missing
+                return tools, info, built, scored, whoami, uploads, assign, missing
 
-    tools, info, built, whoami, uploads, assign, missing = anyio.run(session_run)
+    tools, info, built, scored, whoami, uploads, assign, missing = anyio.run(session_run)
 
     assert NUMERAI_TOOLS | LOCAL_TOOLS <= set(tools)
     schema = tools["upload_model"].input_schema
@@ -84,6 +92,9 @@ def test_mcp_server_lists_and_runs_tools(fake_numerai, tiny_data_dir, tmp_path):
     assert outputs["full.parquet"]["status"] == "built"
     assert (tmp_path / "d" / "v5.2" / "full.parquet").is_file()
     assert progress, "build_data sent no progress notifications"
+
+    corr = _structured(scored)["columns"]["prediction"]["corr"]
+    assert corr["mean"] > 0.5 and corr["eras"] > 0  # a prediction made from the target
 
     assert _structured(whoami)["account"] == "nx_user"
     assert _structured(uploads)["uploads"] == []

@@ -38,9 +38,7 @@ sys.exit(code)
     ("secret", "args"),
     [
         (SECRET_KEY, ["numerai", "whoami", "--json"]),
-        (SECRET_KEY, ["numerai", "upload", "missing.pkl", "--model", "nx_model"]),
         (WRONG_SECRET, ["numerai", "models"]),  # rejected; the server echoes the token
-        (WRONG_SECRET, ["numerai", "graphql", "query { account { username } }"]),
         (SECRET_KEY, ["numerai", "create-model", "nx_model"]),  # name taken
         (SECRET_KEY, ["numerai", "graphql", "query { nosuchfield }"]),
     ],
