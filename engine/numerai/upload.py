@@ -243,12 +243,14 @@ def upload_pickle(
         result["trigger_status"] = upload.get("triggerStatus")
         state = validation_state(upload.get("validationStatus"))
         if state == "failed":
+            logs = _failure_logs(client, upload)
+            why = "the log above says why" if logs else "Numerai sent no log"
             raise ValidationFailedError(
                 f"Numerai's validation of {path.name} failed "
-                f"(status {upload.get('validationStatus')}); the log above says why: fix the "
-                f"pickle (check it with `nx check-pickle {path} --runtime {runtime}`) and upload "
-                "it again; it was not assigned",
-                _failure_logs(client, upload),
+                f"(status {upload.get('validationStatus')}); {why}: fix the pickle (check it "
+                f"with `nx check-pickle {path} --runtime {runtime}`) and upload it again; it "
+                "was not assigned",
+                logs,
             )
         if state == "pending":
             raise ApiError(
