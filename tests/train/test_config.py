@@ -46,6 +46,7 @@ def test_reference_defaults():
         "benchmark_data_path": None,
         "embargo_eras": 13,
         "benchmark_model": "v52_lgbm_ender20",
+        "baselines_dir": None,
     }
     assert config.preprocessing.nan_missing_all_twos is False
     assert config.preprocessing.missing_value == 2.0
@@ -53,7 +54,10 @@ def test_reference_defaults():
     cv = config.training.cv
     assert (cv.enabled, cv.n_splits, cv.mode, cv.min_train_size) == (True, 5, "expanding", 0)
     assert config.cv_embargo == 13  # taken from data.embargo_eras
-    assert config.model.type == "LGBMRegressor" and config.model.x_groups == ["features"]
+    assert config.model.type == "LGBMRegressor" and config.model.x_groups is None
+    # the reference always makes these available; built-in models train on features only
+    assert config.model.available_groups == ["features", "era", "benchmark_models"]
+    assert config.model.input_groups == ["features"]
     assert config.name == "c"
 
 
