@@ -286,6 +286,20 @@ def _fit_lightgbm(
                 kept.append(positions[keep])
             return values, kept
 
+        def _init_from_sample(self, sample_data, sample_indices, sample_cnt, total_nrow):
+            # LightGBM's matrix path builds the bins with every parameter; its Sequence
+            # path passes only get_params()'s dataset keys, so min_data_in_leaf falls
+            # back to 20 there and feature_pre_filter keeps features the matrix path
+            # drops (another model whenever min_data_in_leaf is set). Build as the
+            # matrix path does, so nx trains the model LGBMRegressor.fit trains.
+            self.get_params = lambda: dict(self.params or {})
+            try:
+                return super()._init_from_sample(
+                    sample_data, sample_indices, sample_cnt, total_nrow
+                )
+            finally:
+                del self.get_params
+
     def train(params: dict[str, Any]) -> Any:
         train_params, rounds = lightgbm_train_params(params, spec.source)
         dataset = StreamedDataset(

@@ -309,3 +309,22 @@ def test_expanding_mode_leaves_fold_zero_eras_out(small_data_dir):
     frame, _ = nx_oof(config, small_data_dir)
     assert sorted(frame["era"].unique().to_list())[0] == "0011"
     assert frame["cv_fold"].min() == 1
+
+
+def test_min_data_in_leaf_prefilters_features_as_lgbmregressor_does(tmp_path):
+    """LightGBM drops features no split of min_data_in_leaf rows can use before it samples
+    colsample_bytree; nx's streamed dataset must drop the same ones as a matrix does."""
+    root = write_dataset(tmp_path, n_eras=24, rows_per_era=100, n_features=8, seed=3)
+    path = root / "v5.2" / "full.parquet"
+    full = pl.read_parquet(path)
+    rare = (pl.int_range(pl.len()) % 50 == 0).cast(pl.Int8)  # 2% ones: no split of 150 rows
+    full.with_columns(rare.alias("feature_007")).write_parquet(path)
+    text = FAST_LGBM.replace("min_data_in_leaf = 20", "min_data_in_leaf = 150")
+    text = text.replace("[model.params]", "[model.params]\ncolsample_bytree = 0.5")
+    config = config_from(text + '[data]\nfeature_set = "medium"\nembargo_eras = 2\n')
+    ours, _ = nx_oof(config, root)
+    features = [f"feature_{i:03d}" for i in range(8)]
+    theirs = pandas_oof(root, features, config.model.params, 5, 2)
+    merged = ours.to_pandas().merge(theirs, on="id", suffixes=("", "_ref"))
+    assert len(merged) == len(theirs) == ours.height
+    np.testing.assert_allclose(merged["prediction"], merged["prediction_ref"], rtol=0, atol=1e-9)
