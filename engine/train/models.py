@@ -497,7 +497,10 @@ class _ImportedModel(FittedModel):
 def load_artifact(folder: Path | str) -> tuple[dict[str, Any], FittedModel]:
     """Read a saved model folder: its manifest and a model whose ``predict`` takes a matrix.
 
-    The matrix columns are ``manifest["columns"]`` in order (features first), as float.
+    The matrix columns are ``manifest["columns"]`` in order (features first), as float;
+    for a custom model saved with ``manifest["input_format"] == "pandas"``, ``predict``
+    takes a pandas DataFrame of those columns instead (manifests without the key are
+    all matrix models).
     """
     folder = Path(folder)
     manifest_path = folder / "manifest.json"
