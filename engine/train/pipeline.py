@@ -138,13 +138,18 @@ def oof_predictions(
         try:
             model, sampled, fitted = _fit(spec, config, data, train_rows)
         except _NoLabels:
-            column = config.transform_benchmark_col
+            if config.model.target_transform is not None:
+                what = f"{config.transform_benchmark_col} value for the target transform"
+                reason = "no benchmark values in train eras"
+            else:
+                what = f"{config.data.target_col} value"
+                reason = "no target values in train eras"
             spec.progress.warn(
                 f"{config.name}: fold {fold.index} skipped: its {len(fold.train_eras)} train "
-                f"eras ({fold.train_eras[0]}-{fold.train_eras[-1]}) have no {column} value for "
-                "the target transform; its validation eras get no OOF predictions"
+                f"eras ({fold.train_eras[0]}-{fold.train_eras[-1]}) have no {what}; its "
+                "validation eras get no OOF predictions"
             )
-            skipped.append({"fold": fold.index, "reason": "no benchmark values in train eras"})
+            skipped.append({"fold": fold.index, "reason": reason})
             on_fold()
             continue
         if (cv_fold[val_rows] >= 0).any():  # cannot happen with disjoint blocks
@@ -211,8 +216,9 @@ def train_config(
         )
         if cv_on and not fold_facts:
             raise DataError(
-                f"{config.source}: every fold was skipped (no benchmark values in their train "
-                "eras for the target transform); check data.benchmark_data_path"
+                f"{config.source}: every fold was skipped (no finite label in their train "
+                "eras: no benchmark values for the target transform, or no target values); "
+                "check data.benchmark_data_path and data.target_col"
             )
         model_dir = None
         if final:
