@@ -19,7 +19,7 @@ batches, so a fold never copies the whole table:
   columns, ...) and y a pandas Series, for the fold's rows; ``predict`` gets the
   validation rows in one DataFrame (or ``model.prediction_batch_size`` rows at a
   time). With ``model.input_format = "numpy"`` it gets one float32 matrix of the
-  ``model.input_groups`` columns instead (the fast path built-in models use).
+  ``model.input_groups`` columns instead (what built-in models train on; no DataFrame is built).
 
 Built-in models (LightGBM, ridge) train on the ``model.input_groups`` columns, by
 default the feature set alone, as the reference's ``LGBMRegressor`` wrapper does.
