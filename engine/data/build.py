@@ -12,6 +12,12 @@ synthetically, or already there) this writes, next to them:
 - ``downsampled_full_benchmark_models.parquet``: benchmark rows whose id is in
   downsampled_full.
 
+The two benchmark files are laid out as pandas writes them, like the reference
+builder's (and Numerai's raw files): ``id`` stored last and named as the pandas index
+in the ``pandas`` schema metadata, so ``pandas.read_parquet`` gives id as the index
+and era plus the model columns as columns. Readers that go by column name (Polars,
+nx) see ``id`` as a column either way.
+
 Each output is one Polars lazy query (projection and predicate pushdown into the
 parquet scans) run by the streaming engine straight into ``sink_parquet``, so the
 data never sits whole in memory; row order follows the raw files. Outputs are
@@ -231,11 +237,36 @@ def _downsample_benchmark_query(benchmarks: Path, downsampled_full: Path) -> pl.
     return pl.scan_parquet(benchmarks).join(ids, on="id", how="semi", maintain_order="left")
 
 
+# Outputs written with ``id`` as their pandas index (the reference builder's layout).
+PANDAS_INDEXED = {FULL_BENCHMARKS: "id", DOWNSAMPLED_BENCHMARKS: "id"}
+
+
+def _pandas_indexed(query: pl.LazyFrame, index: str) -> tuple[pl.LazyFrame, pa.Schema]:
+    """``query`` with ``index`` moved last, and the arrow schema that names it the pandas
+    index (the ``pandas`` metadata ``DataFrame.to_parquet`` writes for a frame indexed by it)."""
+    import polars as pl
+
+    query = query.select(pl.exclude(index), pl.col(index))
+    empty = pl.DataFrame(schema=query.collect_schema())
+    schema = empty.to_arrow().schema
+    metadata = pa.Table.from_pandas(
+        empty.to_pandas().set_index(index), schema=schema, preserve_index=True
+    ).schema.metadata
+    return query, schema.with_metadata(metadata)
+
+
 def _sink(query: pl.LazyFrame, output: Path) -> None:
     """Stream a lazy query to ``output`` through a temporary file (renamed on success)."""
+    schema = None
+    if output.name in PANDAS_INDEXED:
+        query, schema = _pandas_indexed(query, PANDAS_INDEXED[output.name])
     with atomic_output(output) as tmp:
         query.sink_parquet(
-            tmp, compression=COMPRESSION, statistics=STATISTICS, row_group_size=ROW_GROUP_ROWS
+            tmp,
+            compression=COMPRESSION,
+            statistics=STATISTICS,
+            row_group_size=ROW_GROUP_ROWS,
+            arrow_schema=schema,
         )
 
 

@@ -37,8 +37,13 @@ def save_artifact(
             "model_file": model_file,
             "params": spec.params,
             "features": data.source.feature_names,
-            "columns": data.source.columns,
-            "x_groups": config.model.x_groups,
+            # what predict takes, in order: a float matrix of these columns, or (input_format
+            # "pandas") a DataFrame of them
+            "columns": data.x_columns if model.input_format == "pandas" else data.source.columns,
+            "x_groups": config.model.available_groups,
+            "input_groups": config.model.input_groups,
+            "input_format": model.input_format,
+            "feature_set_columns": data.feature_names,
             "target": config.data.target_col,
             "target_transform": transform.model_dump() if transform else None,
             "transform_benchmark_col": config.transform_benchmark_col,

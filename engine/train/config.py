@@ -13,11 +13,25 @@ that exist). TOML is the native format::
     n_estimators = 200
 
 Every problem is reported as one :class:`~nx.engine.errors.ConfigError` line that
-names the file and the key (``model.params``) and says what to do.
+names the file and the key (``model.params``) and says what to do; an unknown key
+also names the closest known one.
+
+Compatibility with the reference framework (numerai/example-scripts,
+``agents/code/modeling``) is kept here, one rule per name:
+
+- :data:`REFERENCE_KEYS` lists every key its pipeline reads; each is accepted with
+  the meaning it has there (keys it only records, such as ``model.era_weighting``,
+  are recorded in the results the same way).
+- :func:`normalize_x_groups` is its ``normalize_x_groups``: ``x_groups`` (alias
+  ``data_needed``) name the columns made *available* to target transforms and to
+  custom models, and always include features, era and benchmark_models. Built-in
+  models train on the feature set only (its ``LGBMRegressor`` wrapper filters X to
+  the features); nx's own ``model.input_groups`` adds other columns as real inputs.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import runpy
 import tomllib
@@ -29,7 +43,87 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from nx.engine.errors import ConfigError
 
 CONFIG_SUFFIXES = (".toml", ".py", ".json")
-X_GROUPS = ("features", "era", "benchmark_models", "baseline")
+X_GROUPS = ("features", "era", "benchmark_models", "baseline", "id")
+# Always made available, in this order, after the groups a config lists (reference rule).
+DEFAULT_X_GROUPS = ("features", "era", "benchmark_models")
+X_GROUP_ALIASES = {"benchmark": "benchmark_models", "benchmarks": "benchmark_models"}
+# The label is never a model input: the reference drops these names from x_groups.
+LABEL_X_GROUPS = ("target", "y")
+# Groups nx's built-in models (and custom models on the numpy path) can train on.
+INPUT_GROUPS = ("features", "era", "benchmark_models", "baseline")
+TRANSFORM_ALIASES = {
+    "residualize_to_benchmark": "residual_to_benchmark",
+    "subtract_benchmark_zscore": "subtract_benchmark",
+}
+
+# Every key the reference pipeline reads (modeling/utils/pipeline.py, model_data.py,
+# numerai_cv.py, target_transforms.py at numerai/example-scripts 11209f0), by section.
+REFERENCE_KEYS = {
+    "data": (
+        "data_version",
+        "feature_set",
+        "target_col",
+        "era_col",
+        "id_col",
+        "full_data_path",
+        "benchmark_data_path",
+        "embargo_eras",
+        "benchmark_model",
+        "baselines_dir",
+    ),
+    "preprocessing": ("nan_missing_all_twos", "missing_value"),
+    "training": ("max_train_samples", "sample_seed", "cv"),
+    "training.cv": ("enabled", "n_splits", "embargo", "mode", "min_train_size"),
+    "model": (
+        "type",
+        "params",
+        "x_groups",
+        "data_needed",
+        "baseline",
+        "target_transform",
+        "prediction_transform",
+        "era_weighting",
+        "prediction_batch_size",
+        "benchmark",
+    ),
+    "model.baseline": ("name", "predictions_path", "pred_col"),
+    "model.target_transform": (
+        "type",
+        "benchmark_col",
+        "era_col",
+        "per_era",
+        "fit_intercept",
+        "proportion",
+        "scale",
+    ),
+    "output": ("output_dir", "baselines_dir", "results_name", "predictions_name"),
+}
+
+
+def normalize_x_groups(groups: list[str] | None) -> list[str]:
+    """The reference's ``normalize_x_groups``: the groups a config makes available.
+
+    Empty or missing gives features, era, benchmark_models; ``target``/``y`` are
+    dropped (the label is never an input); ``benchmark``/``benchmarks`` mean
+    benchmark_models; duplicates are dropped; features, era and benchmark_models
+    are appended when absent. Unknown names raise ``ValueError``.
+
+    >>> normalize_x_groups(["baseline", "benchmarks", "y"])
+    ['baseline', 'benchmark_models', 'features', 'era']
+    """
+    normalized: list[str] = []
+    for group in groups or DEFAULT_X_GROUPS:
+        if group in LABEL_X_GROUPS:
+            continue
+        group = X_GROUP_ALIASES.get(group, group)
+        if group not in X_GROUPS:
+            raise ValueError(
+                f"unknown x_group {group!r}; use some of {', '.join(X_GROUPS)} "
+                "(aliases: benchmark, benchmarks)"
+            )
+        if group not in normalized:
+            normalized.append(group)
+    return normalized + [g for g in DEFAULT_X_GROUPS if g not in normalized]
 
 
 class _Section(BaseModel):
@@ -46,6 +140,8 @@ class DataSection(_Section):
     benchmark_data_path: str | None = None
     embargo_eras: int = Field(13, ge=0)
     benchmark_model: str = "v52_lgbm_ender20"
+    # Read by the reference for its baseline predictions folder; nx records it only.
+    baselines_dir: str | None = None
 
 
 class PreprocessingSection(_Section):
@@ -85,13 +181,29 @@ class TargetTransform(_Section):
     proportion: float = Field(1.0, ge=0.0, le=1.0)
     scale: float = 0.07
 
+    @field_validator("type", mode="before")
+    @classmethod
+    def _alias(cls, value: Any) -> Any:
+        return TRANSFORM_ALIASES.get(value, value) if isinstance(value, str) else value
+
 
 class ModelSection(_Section):
     type: str = "LGBMRegressor"
     params: dict[str, Any]
-    x_groups: list[Literal["features", "era", "benchmark_models", "baseline"]] = ["features"]
+    # Reference keys: the columns made available (see normalize_x_groups); data_needed
+    # is read when x_groups is empty or absent.
+    x_groups: list[str] | None = None
+    data_needed: list[str] | None = None
     baseline: BaselineSection | None = None
     target_transform: TargetTransform | None = None
+    # Reference keys it records in the results without acting on them; nx does the same.
+    prediction_transform: Any = None
+    era_weighting: Any = None
+    prediction_batch_size: int | None = Field(None, ge=1)
+    benchmark: Any = None
+    # nx keys: what built-in models train on, and how custom models get their rows.
+    input_groups: list[str] = ["features"]
+    input_format: Literal["pandas", "numpy"] = "pandas"
 
     @field_validator("target_transform", mode="before")
     @classmethod
@@ -102,9 +214,15 @@ class ModelSection(_Section):
             return None
         return value
 
+    @property
+    def available_groups(self) -> list[str]:
+        """The normalized x_groups: every column group loaded for this model."""
+        return normalize_x_groups(self.x_groups or self.data_needed)
+
 
 class OutputSection(_Section):
     output_dir: str | None = None
+    baselines_dir: str | None = None  # reference key, recorded only
     results_name: str | None = None
     predictions_name: str | None = None
 
@@ -118,6 +236,8 @@ class TrainConfig(_Section):
     model: ModelSection
     output: OutputSection = OutputSection()
     source: Path = Field(Path("<config>"), exclude=True)
+    # The mapping as written (the results record reference keys as the config gave them).
+    raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     @property
     def name(self) -> str:
@@ -163,9 +283,10 @@ def _read_raw(path: Path) -> dict[str, Any]:
             raw = json.loads(path.read_text(encoding="utf-8"))
         else:
             namespace = runpy.run_path(str(path))
-            if "CONFIG" not in namespace:
+            name = next((n for n in ("CONFIG", "config") if n in namespace), None)
+            if name is None:
                 raise ConfigError(f"{path}: defines no CONFIG dict; add CONFIG = {{...}}")
-            raw = namespace["CONFIG"]
+            raw = namespace[name]
     except ConfigError:
         raise
     except FileNotFoundError:
@@ -179,6 +300,23 @@ def _read_raw(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _known_keys(loc: tuple) -> list[str]:
+    """The keys of the section that holds ``loc``'s last part (for spelling hints)."""
+    section: Any = TrainConfig
+    for part in loc[:-1]:
+        field = getattr(section, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        options = [annotation, *getattr(annotation, "__args__", ())]
+        section = next(
+            (o for o in options if isinstance(o, type) and issubclass(o, _Section)), None
+        )
+        if section is None:
+            return []
+    return [name for name in section.model_fields if name not in ("source", "raw")]
+
+
 def _describe(error: dict[str, Any]) -> tuple[str, str]:
     key = ".".join(str(part) for part in error["loc"])
     kind = error["type"]
@@ -189,17 +327,20 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
             return key, "missing; add a [model] section with type and [model.params]"
         return key, "missing; add it"
     if kind == "extra_forbidden":
-        return key, "unknown key; remove it or fix its spelling (see the README config example)"
+        close = difflib.get_close_matches(str(error["loc"][-1]), _known_keys(error["loc"]), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return key, f"unknown key; {hint}fix its spelling or remove it (see the README config keys)"
     return key, f"{error['msg']} (got {error.get('input')!r})"
 
 
 def parse_config(raw: dict[str, Any], source: Path | str = "<config>") -> TrainConfig:
     """Validate a raw config mapping (as read from a file) into a :class:`TrainConfig`."""
     source = Path(source)
-    if "source" in raw:
-        raise ConfigError(f"{source}: source: unknown key; remove it")
+    for reserved in ("source", "raw"):
+        if reserved in raw:
+            raise ConfigError(f"{source}: {reserved}: unknown key; remove it")
     try:
-        config = TrainConfig.model_validate({**raw, "source": source})
+        config = TrainConfig.model_validate({**raw, "source": source, "raw": raw})
     except ValidationError as error:
         key, problem = _describe(error.errors()[0])
         raise ConfigError(f"{source}: {key}: {problem}") from None
@@ -208,9 +349,26 @@ def parse_config(raw: dict[str, Any], source: Path | str = "<config>") -> TrainC
 
 
 def _check_consistency(config: TrainConfig) -> None:
-    groups = config.model.x_groups
-    if not groups:
-        raise config.error("model.x_groups", "empty; list at least one of " + ", ".join(X_GROUPS))
+    model = config.model
+    key = "model.x_groups" if model.x_groups or not model.data_needed else "model.data_needed"
+    try:
+        groups = model.available_groups
+    except ValueError as error:
+        raise config.error(key, str(error)) from None
+    for group in model.input_groups:
+        if group not in INPUT_GROUPS:
+            raise config.error(
+                "model.input_groups",
+                f"unknown group {group!r}; use some of {', '.join(INPUT_GROUPS)}",
+            )
+        if group not in groups:
+            raise config.error(
+                "model.input_groups", f"{group!r} is not in model.x_groups; add it there too"
+            )
+    if not model.input_groups:
+        raise config.error(
+            "model.input_groups", "empty; list at least one of " + ", ".join(INPUT_GROUPS)
+        )
     if "baseline" in groups and config.model.baseline is None:
         raise config.error(
             "model.baseline", "missing but x_groups has 'baseline'; add [model.baseline]"

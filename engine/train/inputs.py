@@ -2,6 +2,11 @@
 
 Only the needed columns are read; features stay in their stored dtype (int8) in one
 C-order matrix, filled a few columns at a time, so no step holds a second table.
+The groups of ``model.x_groups`` (normalized as the reference does) are loaded and
+made available to target transforms and custom models; ``model.input_groups``
+decide which of them built-in models train on. Benchmark and baseline files are
+joined by their ``id`` column, where both layouts keep it (a plain column, or the
+pandas index that Numerai's files and the reference's builder write).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from nx.engine.paths import version_dir
 from nx.engine.progress import NO_PROGRESS, Progress
 from nx.engine.train.config import TrainConfig, resolve_data_path
 from nx.engine.train.cv import folds_for
-from nx.engine.train.models import MatrixSource
+from nx.engine.train.models import MatrixSource, is_builtin
 
 FEATURE_CHUNK_COLUMNS = 50
 
@@ -33,16 +38,74 @@ class TrainingData:
     eras: list[str]  # unique eras, sorted numerically
     era_codes: np.ndarray  # int32 index into ``eras`` per row
     target: np.ndarray  # float64
-    source: MatrixSource  # model inputs
+    source: MatrixSource  # what built-in models train on (model.input_groups)
     benchmark: np.ndarray | None  # float64, the metrics benchmark (NaN where absent)
     transform_benchmark: np.ndarray | None  # float64, the column a target transform uses
     full_data_path: Path
     benchmark_data_path: Path | None
     feature_names: list[str] = field(default_factory=list)
+    stored_target: pl.Series | None = None  # the target in its stored dtype (outputs)
+    benchmark_col: str | None = None  # data.benchmark_model resolved to its column
+    # The reference's X columns (normalized model.x_groups, in order) and the
+    # non-feature ones among them in their stored dtype (benchmark, baseline columns).
+    x_columns: list[str] = field(default_factory=list)
+    available: dict[str, np.ndarray] = field(default_factory=dict)
+    feature_matrix: np.ndarray | None = None  # the feature set, stored dtype
+    nan_mask: np.ndarray | None = None  # (n_eras x n_features), nan_missing_all_twos
+    id_col: str = "id"
+    era_col: str = "era"
+    target_col: str = "target"
 
     @property
     def n_rows(self) -> int:
         return len(self.target)
+
+    def features_of(self, rows: np.ndarray) -> np.ndarray:
+        """The feature-set columns of ``rows`` as the reference holds them.
+
+        Stored dtype (int8), or float32 with NaN where ``nan_missing_all_twos`` applies
+        (the reference converts every feature to float32 when that option is on).
+        """
+        matrix = self.feature_matrix[rows]
+        if self.nan_mask is None:
+            return matrix
+        block = matrix.astype(np.float32)
+        block[self.nan_mask[self.era_codes[rows]]] = np.nan
+        return block
+
+    def x_frame(self, rows: np.ndarray):
+        """The reference's X for ``rows``: a pandas DataFrame of :attr:`x_columns`.
+
+        Era and id are strings, benchmark and baseline columns keep their stored
+        dtype; the index is each row's position in the data file, as in the
+        reference's joined frame, and the rows come in the order of ``rows``.
+        """
+        import pandas as pd
+
+        block = self.features_of(rows)
+        position = {name: j for j, name in enumerate(self.feature_names)}
+        columns: dict[str, object] = {}
+        for name in self.x_columns:
+            if name in position:
+                columns[name] = block[:, position[name]]
+            elif name == self.era_col:
+                eras = np.asarray(self.eras, dtype=object)[self.era_codes[rows]]
+                columns[name] = pd.array(eras, dtype="str")
+            elif name == self.id_col:
+                columns[name] = pd.array(self.ids.gather(rows).to_list(), dtype="str")
+            else:
+                columns[name] = self.available[name][rows]
+        return pd.DataFrame(columns, index=pd.Index(np.asarray(rows, dtype=np.int64)))
+
+    def y_series(self, rows: np.ndarray, values: np.ndarray | None = None):
+        """The reference's y for ``rows`` (the stored target, or ``values``) as a Series."""
+        import pandas as pd
+
+        if values is None:
+            values = self.stored_target.gather(rows).to_numpy()
+        return pd.Series(
+            values, index=pd.Index(np.asarray(rows, dtype=np.int64)), name=self.target_col
+        )
 
 
 def _feature_set(config: TrainConfig, data_dir: Path) -> list[str]:
@@ -139,7 +202,23 @@ class _Inputs:
     full_path: Path
     bench_path: Path | None
     bench_columns: list[str]  # prediction columns of the benchmark file
+    benchmark_col: str | None  # data.benchmark_model resolved to one of them
     baseline_path: Path | None
+
+
+def _needs_benchmark_file(config: TrainConfig) -> bool:
+    """Whether a missing benchmark file must stop the run (otherwise BMC is skipped)."""
+    model = config.model
+    custom_frames = not is_builtin(model.type) and model.input_format == "pandas"
+    return bool(model.target_transform or "benchmark_models" in model.input_groups or custom_frames)
+
+
+def resolve_benchmark_column(columns: list[str], name: str) -> str | None:
+    """``name`` itself, else the one column ending in ``_name`` (the reference's rule)."""
+    if name in columns:
+        return name
+    matches = [c for c in columns if c.endswith(f"_{name}")]
+    return matches[0] if len(matches) == 1 else None
 
 
 def _resolve_inputs(config: TrainConfig, data_dir: Path) -> _Inputs:
@@ -172,22 +251,26 @@ def _resolve_inputs(config: TrainConfig, data_dir: Path) -> _Inputs:
         data_dir, cfg.benchmark_data_path, vdir / "full_benchmark_models.parquet"
     )
     bench_columns: list[str] = []
-    needs_bench = "benchmark_models" in config.model.x_groups or config.model.target_transform
+    benchmark_col = None
     if bench_path.is_file():
         bench_names = _schema_names(bench_path)
         bench_columns = [c for c in bench_names if c not in (cfg.id_col, cfg.era_col)]
         if cfg.id_col not in bench_names:
             raise DataError(f"{bench_path}: no {cfg.id_col} column to join by; rebuild it")
-        checks = [("data.benchmark_model", cfg.benchmark_model)]
-        if config.transform_benchmark_col is not None:
-            checks.append(("model.target_transform.benchmark_col", config.transform_benchmark_col))
-        for key, column in checks:
-            if column not in bench_columns:
-                raise config.error(
-                    key,
-                    f"{column!r} is not in {bench_path}; available: " + ", ".join(bench_columns),
-                )
-    elif needs_bench:
+        benchmark_col = resolve_benchmark_column(bench_columns, cfg.benchmark_model)
+        if benchmark_col is None:
+            raise config.error(
+                "data.benchmark_model",
+                f"{cfg.benchmark_model!r} is not in {bench_path} (nor one column ending in "
+                f"_{cfg.benchmark_model}); available: " + ", ".join(bench_columns),
+            )
+        column = config.transform_benchmark_col
+        if column is not None and column not in bench_columns:
+            raise config.error(
+                "model.target_transform.benchmark_col",
+                f"{column!r} is not in {bench_path}; available: " + ", ".join(bench_columns),
+            )
+    elif _needs_benchmark_file(config):
         key = "data.benchmark_data_path"
         raise DataError(
             f"{bench_path} not found ({key}); build it with `nx build-data` or set {key}"
@@ -196,7 +279,7 @@ def _resolve_inputs(config: TrainConfig, data_dir: Path) -> _Inputs:
         bench_path = None
 
     baseline_path = None
-    if "baseline" in config.model.x_groups:
+    if "baseline" in config.model.available_groups:
         baseline = config.model.baseline
         given = Path(baseline.predictions_path).expanduser()
         baseline_path = given if given.is_absolute() else Path(data_dir) / given
@@ -215,7 +298,7 @@ def _resolve_inputs(config: TrainConfig, data_dir: Path) -> _Inputs:
             )
         if cfg.id_col not in baseline_names:
             raise DataError(f"{baseline_path}: no {cfg.id_col} column to join the baseline by")
-    return _Inputs(features, full_path, bench_path, bench_columns, baseline_path)
+    return _Inputs(features, full_path, bench_path, bench_columns, benchmark_col, baseline_path)
 
 
 def check_inputs(config: TrainConfig, data_dir: Path | str) -> None:
@@ -229,6 +312,26 @@ def check_inputs(config: TrainConfig, data_dir: Path | str) -> None:
         era = config.data.era_col
         eras = pl.scan_parquet(inputs.full_path).select(pl.col(era).cast(pl.String).unique())
         folds_for(config, eras.collect()[era].to_list())
+
+
+def x_columns(
+    groups: list[str], features: list[str], bench_columns: list[str], config: TrainConfig
+) -> list[str]:
+    """The reference's ``build_x_cols``: columns of each group in order, duplicates dropped."""
+    cfg = config.data
+    columns: list[str] = []
+    for group in groups:
+        if group == "features":
+            columns += features
+        elif group == "era":
+            columns.append(cfg.era_col)
+        elif group == "benchmark_models":
+            columns += bench_columns
+        elif group == "baseline":
+            columns.append(config.model.baseline.name)
+        elif group == "id":
+            columns.append(cfg.id_col)
+    return list(dict.fromkeys(columns))
 
 
 def load_training_data(
@@ -246,10 +349,14 @@ def load_training_data(
         .select(
             pl.col(cfg.id_col).cast(pl.String),
             pl.col(cfg.era_col).cast(pl.String),
-            pl.col(cfg.target_col).cast(pl.Float64),
+            pl.col(cfg.target_col),
         )
         .collect()
     )
+    if not frame.schema[cfg.target_col].is_numeric():
+        raise config.error(
+            "data.target_col", f"{cfg.target_col!r} of {full_path} is not numeric; pick a target"
+        )
     if frame[cfg.id_col].n_unique() != frame.height:
         raise DataError(f"{full_path}: column {cfg.id_col} has duplicate ids; rebuild it")
     eras = sorted(frame[cfg.era_col].unique().to_list(), key=era_sort_key)
@@ -262,30 +369,27 @@ def load_training_data(
         .to_numpy()
     )
 
-    extra: dict[str, np.ndarray] = {}
+    groups = config.model.available_groups
+    inputs_wanted = config.model.input_groups
+    available: dict[str, np.ndarray] = {}
     benchmark = transform_benchmark = None
     ids = frame.select(cfg.id_col, cfg.era_col)
-    groups = config.model.x_groups
+    bench_columns: list[str] = []
     if inputs.bench_path is not None:
-        transform_col = config.transform_benchmark_col
-        wanted = {cfg.benchmark_model, transform_col}
-        if "benchmark_models" in groups:
-            wanted.update(inputs.bench_columns)
-        cols = [c for c in inputs.bench_columns if c in wanted]
+        bench_columns = inputs.bench_columns
         joined = _join_by_id(
             ids,
-            _read_by_id(inputs.bench_path, cfg.id_col, cfg.era_col, cols),
-            cols,
+            _read_by_id(inputs.bench_path, cfg.id_col, cfg.era_col, bench_columns),
+            bench_columns,
             id_col=cfg.id_col,
             era_col=cfg.era_col,
             what=str(inputs.bench_path),
         )
-        benchmark = joined[cfg.benchmark_model].fill_null(np.nan).to_numpy()
-        if transform_col is not None:
-            transform_benchmark = joined[transform_col].fill_null(np.nan).to_numpy()
-        if "benchmark_models" in groups:
-            for c in inputs.bench_columns:
-                extra[c] = joined[c].fill_null(np.nan).to_numpy().astype(np.float32)
+        for column in bench_columns:
+            available[column] = _as_numpy(joined[column])
+        benchmark = available[inputs.benchmark_col].astype(np.float64)
+        if config.transform_benchmark_col is not None:
+            transform_benchmark = available[config.transform_benchmark_col].astype(np.float64)
     if inputs.baseline_path is not None:
         baseline = config.model.baseline
         frame_b = _read_by_id(inputs.baseline_path, cfg.id_col, cfg.era_col, [baseline.pred_col])
@@ -297,54 +401,86 @@ def load_training_data(
             era_col=cfg.era_col,
             what=str(inputs.baseline_path),
         )
-        extra[baseline.name] = (
-            joined[baseline.pred_col].fill_null(np.nan).to_numpy().astype(np.float32)
-        )
-    if "era" in groups:
-        numeric = [era_sort_key(e)[1] if era_sort_key(e)[0] == 0 else i for i, e in enumerate(eras)]
-        extra[cfg.era_col] = np.asarray(numeric, dtype=np.float32)[era_codes]
+        available[baseline.name] = _as_numpy(joined[baseline.pred_col])
 
-    features = inputs.features if "features" in groups else []
+    extra: dict[str, np.ndarray] = {}
+    for group in inputs_wanted:
+        if group == "benchmark_models":
+            for column in bench_columns:
+                extra[column] = available[column].astype(np.float32)
+        elif group == "baseline":
+            extra[config.model.baseline.name] = available[config.model.baseline.name].astype(
+                np.float32
+            )
+        elif group == "era":
+            numeric = [
+                era_sort_key(e)[1] if era_sort_key(e)[0] == 0 else i for i, e in enumerate(eras)
+            ]
+            extra[cfg.era_col] = np.asarray(numeric, dtype=np.float32)[era_codes]
+
+    features = inputs.features
     matrix = _read_feature_matrix(full_path, features, frame.height, progress)
     nan_mask = None
     if config.preprocessing.nan_missing_all_twos and features:
         nan_mask = _all_missing_mask(
             matrix, era_codes, len(eras), config.preprocessing.missing_value
         )
+    trains_on_features = "features" in inputs_wanted
     source = MatrixSource(
-        features=matrix,
-        feature_names=features,
+        features=matrix if trains_on_features else np.empty((frame.height, 0), dtype=np.int8),
+        feature_names=features if trains_on_features else [],
         extra=np.column_stack(list(extra.values())) if extra else None,
         extra_names=list(extra),
         era_codes=era_codes,
-        nan_mask=nan_mask,
+        nan_mask=nan_mask if trains_on_features else None,
     )
     return TrainingData(
         ids=frame[cfg.id_col],
         eras=eras,
         era_codes=era_codes,
-        target=frame[cfg.target_col].to_numpy(),
+        target=frame[cfg.target_col].cast(pl.Float64).to_numpy(),
         source=source,
         benchmark=benchmark,
         transform_benchmark=transform_benchmark,
         full_data_path=full_path,
         benchmark_data_path=inputs.bench_path,
         feature_names=features,
+        stored_target=frame[cfg.target_col],
+        benchmark_col=inputs.benchmark_col,
+        x_columns=x_columns(groups, features, bench_columns, config),
+        available=available,
+        feature_matrix=matrix,
+        nan_mask=nan_mask,
+        id_col=cfg.id_col,
+        era_col=cfg.era_col,
+        target_col=cfg.target_col,
     )
 
 
+def _as_numpy(column: pl.Series) -> np.ndarray:
+    """A joined numeric column in its stored dtype, NaN where the join found no row."""
+    dtype = column.dtype
+    if dtype.is_float():
+        return column.fill_null(np.nan).to_numpy()
+    return column.cast(pl.Float64).fill_null(np.nan).to_numpy()
+
+
 def _read_by_id(path: Path, id_col: str, era_col: str, columns: list[str]) -> pl.DataFrame:
-    """``id`` (and ``era`` when the file has it) plus ``columns`` as float64."""
+    """``id`` (and ``era`` when the file has it) plus ``columns`` in their stored dtype."""
     names = _schema_names(path)
-    return (
+    frame = (
         pl.scan_parquet(path)
         .select(
             pl.col(id_col).cast(pl.String),
             *([pl.col(era_col).cast(pl.String)] if era_col in names else []),
-            *[pl.col(c).cast(pl.Float64) for c in columns],
+            *[pl.col(c) for c in columns],
         )
         .collect()
     )
+    text = [c for c in columns if not frame.schema[c].is_numeric()]
+    if text:
+        raise DataError(f"{path}: column {text[0]} is not numeric; rebuild it")
+    return frame
 
 
 def _all_missing_mask(

@@ -12,7 +12,17 @@ batches, so a fold never copies the whole table:
   the float64 normal equations, accumulated batch by batch; NaN inputs take the
   training mean of their column.
 - ``package.module:Class``: any estimator with ``fit(X, y)`` / ``predict(X)``,
-  built with ``Class(**params)`` and given one float32 matrix of the fold's rows.
+  built with ``Class(**params)`` (plus ``feature_cols=<the feature set>`` when its
+  constructor takes that argument, as the reference's wrappers do). By default it
+  gets what the reference's model wrappers get: X a pandas DataFrame of the
+  ``model.x_groups`` columns (features in their stored dtype, era, benchmark
+  columns, ...) and y a pandas Series, for the fold's rows; ``predict`` gets the
+  validation rows in one DataFrame (or ``model.prediction_batch_size`` rows at a
+  time). With ``model.input_format = "numpy"`` it gets one float32 matrix of the
+  ``model.input_groups`` columns instead (what built-in models train on; no DataFrame is built).
+
+Built-in models (LightGBM, ridge) train on the ``model.input_groups`` columns, by
+default the feature set alone, as the reference's ``LGBMRegressor`` wrapper does.
 
 Each fitted model saves itself into a folder as a portable file (LightGBM text
 model, ridge JSON, or a cloudpickle of the estimator) described by ``manifest.json``.
@@ -21,20 +31,29 @@ model, ridge JSON, or a cloudpickle of the estimator) described by ``manifest.js
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nx.engine.errors import ConfigError, NxError
 from nx.engine.progress import NO_PROGRESS, Progress
 
+if TYPE_CHECKING:
+    from nx.engine.train.inputs import TrainingData
+
 BATCH_ROWS = 16_384
 LIGHTGBM_TYPES = ("LGBMRegressor", "lightgbm.LGBMRegressor")
 RIDGE_TYPES = ("Ridge", "ridge", "Linear", "linear", "LinearRegression")
+
+
+def is_builtin(model_type: str) -> bool:
+    """LightGBM and ridge: trained by nx itself on the ``model.input_groups`` matrix."""
+    return model_type in LIGHTGBM_TYPES or model_type in RIDGE_TYPES
 
 
 @dataclass
@@ -97,11 +116,12 @@ class FittedModel:
     """A trained model: predicts rows of a :class:`MatrixSource` and saves itself."""
 
     kind = "base"
+    input_format = "numpy"
 
-    def predict_rows(self, source: MatrixSource, rows: np.ndarray) -> np.ndarray:
+    def predict_rows(self, data: TrainingData, rows: np.ndarray) -> np.ndarray:
         parts = [
             np.asarray(self.predict(block), dtype=np.float64).ravel()
-            for block in source.batches(rows)
+            for block in data.source.batches(rows)
         ]
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
 
@@ -121,14 +141,26 @@ class ModelSpec:
     params: dict[str, Any]
     progress: Progress = NO_PROGRESS
     source: str = "config"  # the config file, for error messages
+    input_format: str = "pandas"  # custom models: "pandas" (reference) or "numpy"
+    prediction_batch_size: int | None = None  # custom pandas models: rows per predict
 
-    def fit(self, source: MatrixSource, rows: np.ndarray, target: np.ndarray) -> FittedModel:
-        """Train on ``rows`` of ``source`` against ``target`` (one value per row)."""
+    def fit(
+        self,
+        data: TrainingData,
+        rows: np.ndarray,
+        target: np.ndarray,
+        transformed: bool = False,
+    ) -> FittedModel:
+        """Train on ``rows`` of ``data`` against ``target`` (one value per row).
+
+        ``transformed``: the target went through a target transform (custom models
+        on the pandas path then get it as float64, else in its stored dtype).
+        """
         if self.type in LIGHTGBM_TYPES:
-            return _fit_lightgbm(self, source, rows, target)
+            return _fit_lightgbm(self, data.source, rows, target)
         if self.type in RIDGE_TYPES:
-            return _RidgeModel.fit(source, rows, target, **self.params)
-        return _ImportedModel.fit(self.type, self.params, source, rows, target)
+            return _RidgeModel.fit(data.source, rows, target, **self.params)
+        return _ImportedModel.fit(self, data, rows, target, transformed)
 
 
 def check_model_type(model_type: str, params: dict[str, Any], source: Path | str) -> None:
@@ -253,6 +285,20 @@ def _fit_lightgbm(
                 values.append(column[keep])
                 kept.append(positions[keep])
             return values, kept
+
+        def _init_from_sample(self, sample_data, sample_indices, sample_cnt, total_nrow):
+            # LightGBM's matrix path builds the bins with every parameter; its Sequence
+            # path passes only get_params()'s dataset keys, so min_data_in_leaf falls
+            # back to 20 there and feature_pre_filter keeps features the matrix path
+            # drops (another model whenever min_data_in_leaf is set). Build as the
+            # matrix path does, so nx trains the model LGBMRegressor.fit trains.
+            self.get_params = lambda: dict(self.params or {})
+            try:
+                return super()._init_from_sample(
+                    sample_data, sample_indices, sample_cnt, total_nrow
+                )
+            finally:
+                del self.get_params
 
     def train(params: dict[str, Any]) -> Any:
         train_params, rounds = lightgbm_train_params(params, spec.source)
@@ -386,26 +432,56 @@ def _import_estimator(model_type: str, source: Path | str) -> type:
     return cls
 
 
+def _build_estimator(cls: type, params: dict[str, Any], feature_cols: list[str]) -> Any:
+    """``cls(**params)``, plus ``feature_cols`` when the constructor names that argument."""
+    try:
+        accepted = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # builtins and C extensions may have no signature
+        accepted = {}
+    if "feature_cols" in accepted and "feature_cols" not in params:
+        return cls(feature_cols=list(feature_cols), **params)
+    return cls(**params)
+
+
 class _ImportedModel(FittedModel):
     kind = "estimator"
 
-    def __init__(self, estimator: Any) -> None:
+    def __init__(
+        self, estimator: Any, input_format: str = "numpy", batch_rows: int | None = None
+    ) -> None:
         self.estimator = estimator
+        self.input_format = input_format
+        self.batch_rows = batch_rows
 
     @classmethod
     def fit(
         cls,
-        model_type: str,
-        params: dict[str, Any],
-        source: MatrixSource,
+        spec: ModelSpec,
+        data: TrainingData,
         rows: np.ndarray,
         target: np.ndarray,
+        transformed: bool,
     ) -> _ImportedModel:
-        estimator = _import_estimator(model_type, "model.type")(**params)
-        estimator.fit(source.take(rows), np.asarray(target, dtype=np.float64))
-        return cls(estimator)
+        estimator_cls = _import_estimator(spec.type, "model.type")
+        estimator = _build_estimator(estimator_cls, spec.params, data.feature_names)
+        if spec.input_format == "numpy":
+            estimator.fit(data.source.take(rows), np.asarray(target, dtype=np.float64))
+        else:
+            y = data.y_series(rows, np.asarray(target, np.float64) if transformed else None)
+            estimator.fit(data.x_frame(rows), y)
+        return cls(estimator, spec.input_format, spec.prediction_batch_size)
 
-    def predict(self, matrix: np.ndarray) -> np.ndarray:
+    def predict_rows(self, data: TrainingData, rows: np.ndarray) -> np.ndarray:
+        if self.input_format == "numpy":
+            return super().predict_rows(data, rows)
+        step = self.batch_rows or max(len(rows), 1)
+        parts = [
+            np.asarray(self.predict(data.x_frame(rows[start : start + step])), np.float64).ravel()
+            for start in range(0, len(rows), step)
+        ]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
+
+    def predict(self, matrix: Any) -> np.ndarray:
         return self.estimator.predict(matrix)
 
     def save(self, folder: Path) -> str:
@@ -421,7 +497,10 @@ class _ImportedModel(FittedModel):
 def load_artifact(folder: Path | str) -> tuple[dict[str, Any], FittedModel]:
     """Read a saved model folder: its manifest and a model whose ``predict`` takes a matrix.
 
-    The matrix columns are ``manifest["columns"]`` in order (features first), as float.
+    The matrix columns are ``manifest["columns"]`` in order (features first), as float;
+    for a custom model saved with ``manifest["input_format"] == "pandas"``, ``predict``
+    takes a pandas DataFrame of those columns instead (manifests without the key are
+    all matrix models).
     """
     folder = Path(folder)
     manifest_path = folder / "manifest.json"
@@ -441,4 +520,6 @@ def load_artifact(folder: Path | str) -> tuple[dict[str, Any], FittedModel]:
         )
     import cloudpickle
 
-    return manifest, _ImportedModel(cloudpickle.loads(model_file.read_bytes()))
+    estimator = cloudpickle.loads(model_file.read_bytes())
+    # manifests before "input_format" was recorded were all numpy-path estimators
+    return manifest, _ImportedModel(estimator, manifest.get("input_format", "numpy"))

@@ -8,6 +8,11 @@ One config (see :mod:`nx.engine.train.config`) produces, under its output dir:
 - with ``final_fit``: ``models/<name>/`` (see :mod:`nx.engine.train.artifact`).
 
 Each fold hands its rows to the model in float32 batches, so no fold copies the table.
+
+Where the reference framework's rules apply (row sampling, fold numbering, the
+predictions file's columns, dtypes and row order) they are followed exactly; a fold
+whose training rows have no benchmark value under a target transform is skipped
+with a warning instead of training on undefined labels (see :func:`oof_predictions`).
 """
 
 from __future__ import annotations
@@ -53,29 +58,51 @@ def _rows_of(data: TrainingData, eras: list[str]) -> np.ndarray:
     return np.flatnonzero(wanted[data.era_codes])
 
 
-def _sampled(config: TrainConfig, rows: np.ndarray) -> np.ndarray:
-    """Per-fold row subsample as pandas ``sample(n, random_state=seed)`` draws it."""
+def sampled_rows(config: TrainConfig, rows: np.ndarray) -> np.ndarray:
+    """Per-fold row subsample, the reference's rule: ``max_train_samples`` positions
+    drawn by ``numpy.random.default_rng(sample_seed).choice(n, size, replace=False)``
+    from the fold's rows in data order, kept in the order drawn."""
     limit = config.training.max_train_samples
-    if limit is None or len(rows) <= limit:
+    if not limit or len(rows) <= limit:
         return rows
-    pick = np.random.RandomState(config.training.sample_seed).choice(
+    pick = np.random.default_rng(config.training.sample_seed).choice(
         len(rows), size=limit, replace=False
     )
     return rows[pick]
 
 
+class _NoLabels(Exception):
+    """No training row has a finite label (e.g. no benchmark value under a transform)."""
+
+
 def _fit(spec: ModelSpec, config: TrainConfig, data: TrainingData, rows: np.ndarray):
-    rows = _sampled(config, rows)
+    """Sample, transform the target, leave out rows without a finite label, fit.
+
+    Returns the model, the row count after sampling and the count fitted on.
+    """
+    rows = sampled_rows(config, rows)
+    sampled = len(rows)
     y = transformed_target(config, data, rows)
     finite = np.isfinite(y)
     if not finite.all():  # e.g. eras without benchmark under a target transform
         rows, y = rows[finite], y[finite]
     if len(rows) == 0:
-        raise DataError(
-            f"{config.source}: no training rows with a finite target (target transform "
-            "needs benchmark values); check data.benchmark_data_path"
-        )
-    return spec.fit(data.source, rows, y), len(rows)
+        raise _NoLabels
+    transformed = config.model.target_transform is not None
+    return spec.fit(data, rows, y, transformed), sampled, len(rows)
+
+
+def model_spec(config: TrainConfig, progress: Progress = NO_PROGRESS) -> ModelSpec:
+    """What to build for ``config``: model type, params and how custom models get rows."""
+    model = config.model
+    return ModelSpec(
+        model.type,
+        dict(model.params),
+        progress,
+        str(config.source),
+        input_format=model.input_format,
+        prediction_batch_size=model.prediction_batch_size,
+    )
 
 
 def check_config(config: TrainConfig) -> None:
@@ -89,30 +116,54 @@ def oof_predictions(
     folds: list[Fold],
     spec: ModelSpec,
     on_fold=lambda: None,
+    skipped: list[dict[str, Any]] | None = None,
 ) -> tuple[pl.DataFrame, np.ndarray, list[dict[str, Any]]]:
     """Train one model per fold and predict its validation eras.
 
-    Returns the OOF frame (id, era, target, prediction, cv_fold; data order), the
-    data rows it covers, and per-fold facts (era and row counts).
+    Returns the OOF frame (id, era, target in its stored dtype, prediction float64,
+    cv_fold int64; fold by fold, each in data order, as the reference writes it),
+    the data rows it covers, and per-fold facts (era and row counts). Under a target
+    transform, a fold none of whose training rows has a benchmark value (early eras
+    of Numerai's data have none) is skipped with a warning and listed in
+    ``skipped`` (when given), so the other folds still count; the reference would
+    fit such a fold on labels that are all NaN.
     """
+    skipped = skipped if skipped is not None else []
     prediction = np.full(data.n_rows, np.nan)
-    cv_fold = np.full(data.n_rows, -1, dtype=np.int32)
+    cv_fold = np.full(data.n_rows, -1, dtype=np.int64)
     facts = []
     for fold in folds:
         train_rows = _rows_of(data, fold.train_eras)
         val_rows = _rows_of(data, fold.val_eras)
-        model, used = _fit(spec, config, data, train_rows)
+        try:
+            model, sampled, fitted = _fit(spec, config, data, train_rows)
+        except _NoLabels:
+            if config.model.target_transform is not None:
+                what = f"{config.transform_benchmark_col} value for the target transform"
+                reason = "no benchmark values in train eras"
+            else:
+                what = f"{config.data.target_col} value"
+                reason = "no target values in train eras"
+            spec.progress.warn(
+                f"{config.name}: fold {fold.index} skipped: its {len(fold.train_eras)} train "
+                f"eras ({fold.train_eras[0]}-{fold.train_eras[-1]}) have no {what}; its "
+                "validation eras get no OOF predictions"
+            )
+            skipped.append({"fold": fold.index, "reason": reason})
+            on_fold()
+            continue
         if (cv_fold[val_rows] >= 0).any():  # cannot happen with disjoint blocks
             raise DataError(f"{config.source}: fold {fold.index} predicts rows twice")
-        prediction[val_rows] = model.predict_rows(data.source, val_rows)
+        prediction[val_rows] = model.predict_rows(data, val_rows)
         cv_fold[val_rows] = fold.index
         facts.append(
             {
                 "fold": fold.index,
                 "train_eras": len(fold.train_eras),
                 "val_eras": len(fold.val_eras),
-                "train_rows": int(len(train_rows)),
-                "train_rows_used": int(used),
+                "train_rows": int(sampled),  # after max_train_samples, as the reference
+                "train_rows_available": int(len(train_rows)),
+                "train_rows_fitted": int(fitted),  # rows with a finite label
                 "val_rows": int(len(val_rows)),
                 "train_era_range": [fold.train_eras[0], fold.train_eras[-1]],
                 "val_era_range": [fold.val_eras[0], fold.val_eras[-1]],
@@ -120,13 +171,15 @@ def oof_predictions(
         )
         del model
         on_fold()
+    # fold by fold, each in data order: the reference's concatenation order
     oof = np.flatnonzero(cv_fold >= 0)
+    oof = oof[np.argsort(cv_fold[oof], kind="stable")]
     cfg = config.data
     frame = pl.DataFrame(
         {
             cfg.id_col: data.ids.gather(oof),
             cfg.era_col: pl.Series([data.eras[c] for c in data.era_codes[oof]], dtype=pl.String),
-            cfg.target_col: data.target[oof],
+            cfg.target_col: data.stored_target.gather(oof),
             "prediction": prediction[oof],
             "cv_fold": cv_fold[oof],
         }
@@ -155,12 +208,27 @@ def train_config(
             "training.cv", "every fold has an empty train set; lower the embargo or n_splits"
         )
 
-    spec = ModelSpec(config.model.type, dict(config.model.params), progress, str(config.source))
+    spec = model_spec(config, progress)
+    skipped: list[dict[str, Any]] = []
     with progress.task(f"Training {config.name}", total=len(folds) + int(final)) as bar:
-        predictions, oof, fold_facts = oof_predictions(config, data, folds, spec, bar.advance)
+        predictions, oof, fold_facts = oof_predictions(
+            config, data, folds, spec, bar.advance, skipped
+        )
+        if cv_on and not fold_facts:
+            raise DataError(
+                f"{config.source}: every fold was skipped (no finite label in their train "
+                "eras: no benchmark values for the target transform, or no target values); "
+                "check data.benchmark_data_path and data.target_col"
+            )
         model_dir = None
         if final:
-            model, _ = _fit(spec, config, data, np.arange(data.n_rows))
+            try:
+                model, _, _ = _fit(spec, config, data, np.arange(data.n_rows))
+            except _NoLabels:
+                raise DataError(
+                    f"{config.source}: no training rows with a finite target (the target "
+                    "transform needs benchmark values); check data.benchmark_data_path"
+                ) from None
             model_dir = save_artifact(model, config, data, out, spec)
             bar.advance()
 
@@ -170,12 +238,12 @@ def train_config(
         from nx.engine.metrics import score
 
         bench = data.benchmark[oof] if data.benchmark is not None else None
-        metrics = oof_metrics(predictions, config, bench, score)
+        metrics = oof_metrics(predictions, config, bench, score, data.benchmark_col)
         with atomic_output(names["predictions"]) as tmp:
             predictions.write_parquet(tmp)
 
     results = results_document(
-        config, data, spec, predictions, folds, fold_facts, metrics, names, out, model_dir
+        config, data, spec, predictions, folds, fold_facts, metrics, names, out, model_dir, skipped
     )
     results["training"]["seconds"] = round(time.perf_counter() - started, 3)
     write_json(names["config"], config.resolved())
@@ -192,27 +260,55 @@ def train_config(
     )
 
 
+LAST_ERAS = 200
+
+
+def _consistency(values: np.ndarray) -> float:
+    """Share of eras with a positive score among those with a score (reference key)."""
+    values = values[np.isfinite(values)]
+    return float((values > 0).mean()) if len(values) else float("nan")
+
+
 def oof_metrics(
-    predictions: pl.DataFrame, config: TrainConfig, benchmark: np.ndarray | None, score
+    predictions: pl.DataFrame,
+    config: TrainConfig,
+    benchmark: np.ndarray | None,
+    score,
+    benchmark_col: str | None = None,
 ) -> dict[str, Any]:
-    """corr over every OOF era; bmc and bmc_last_200_eras over rows that have the benchmark."""
+    """corr over every OOF era; bmc and bmc_last_200_eras over rows that have the benchmark.
+
+    Each section also has the reference's ``consistency`` (share of scored eras > 0).
+    """
     cfg = config.data
-    frame = predictions.select(cfg.era_col, cfg.target_col, "prediction")
-    _, summary = score(frame, ["prediction"], target_col=cfg.target_col, era_col=cfg.era_col)
-    metrics = {"corr": summary["prediction"]["corr"]}
+    frame = predictions.select(cfg.era_col, pl.col(cfg.target_col).cast(pl.Float64), "prediction")
+    per_era, summary = score(frame, ["prediction"], target_col=cfg.target_col, era_col=cfg.era_col)
+    metrics = {"corr": {**summary["prediction"]["corr"]}}
+    metrics["corr"]["consistency"] = _consistency(_per_era_values(per_era, "corr"))
     if benchmark is not None:
-        with_bench = frame.with_columns(pl.Series(cfg.benchmark_model, benchmark)).filter(
-            pl.col(cfg.benchmark_model).is_not_nan()
+        column = benchmark_col or cfg.benchmark_model
+        with_bench = frame.with_columns(pl.Series(column, benchmark)).filter(
+            pl.col(column).is_not_nan()
         )
         if with_bench.height:
-            _, summary = score(
+            per_era, summary = score(
                 with_bench,
                 ["prediction"],
                 target_col=cfg.target_col,
                 era_col=cfg.era_col,
-                benchmark_col=cfg.benchmark_model,
+                benchmark_col=column,
             )
-            for key in ("bmc", "bmc_last_200_eras"):
+            bmc = _per_era_values(per_era, "bmc")
+            for key, values in (("bmc", bmc), ("bmc_last_200_eras", bmc[-LAST_ERAS:])):
                 if key in summary["prediction"]:
-                    metrics[key] = summary["prediction"][key]
+                    metrics[key] = {**summary["prediction"][key]}
+                    metrics[key]["consistency"] = _consistency(values)
     return metrics
+
+
+def _per_era_values(per_era: Any, column: str) -> np.ndarray:
+    """One score's per-era values in era order, from :func:`nx.engine.metrics.score`."""
+    frame = pl.from_pandas(per_era) if not isinstance(per_era, pl.DataFrame) else per_era
+    if "column" in frame.columns:
+        frame = frame.filter(pl.col("column") == "prediction")
+    return frame[column].cast(pl.Float64).fill_null(np.nan).to_numpy()

@@ -59,6 +59,19 @@ def _relative(path: Path | None, base: Path) -> str | None:
         return str(path)
 
 
+# Keys of the model section the reference copies into its results as the config gave them.
+RECORDED_MODEL_KEYS = (
+    "x_groups",
+    "data_needed",
+    "target_transform",
+    "prediction_transform",
+    "era_weighting",
+    "prediction_batch_size",
+    "benchmark",
+    "baseline",
+)
+
+
 def results_document(
     config: TrainConfig,
     data: TrainingData,
@@ -70,23 +83,50 @@ def results_document(
     names: dict[str, Path],
     out: Path,
     model_dir: Path | None,
+    skipped: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """The results document: the reference's keys with its meanings, plus nx's own.
+
+    Reference keys (``agents/code/modeling/utils/pipeline.py``): model {type, params
+    as written, and the recorded keys as written}; preprocessing; data {data_version,
+    feature_set, target, full_data_path as written (None when not given), full_rows,
+    full_eras, oof_rows, oof_eras, embargo_eras}; benchmark {model, file as written
+    (default ``<version>/full_benchmark_models.parquet``)}; output {output_dir,
+    predictions_file relative to it}; metrics {corr, bmc, bmc_last_200_eras: mean,
+    std, sharpe, max_drawdown, consistency (+ avg_corr_with_benchmark for BMC)}; cv
+    {n_splits, embargo, mode, min_train_size, folds_used, folds [{fold, train_eras,
+    val_eras, train_rows (after max_train_samples), val_rows}]}; training
+    {data_sampling, cv}. nx's additions use names the reference does not.
+    """
     cv = config.training.cv
     cv_settings = {**cv.model_dump(), "embargo": config.cv_embargo}
     transform = config.model.target_transform
+    raw_model = config.raw.get("model", {}) if isinstance(config.raw, dict) else {}
+    raw_data = config.raw.get("data", {}) if isinstance(config.raw, dict) else {}
+    model_meta: dict[str, Any] = {
+        "type": config.model.type,
+        "params": dict(config.model.params),
+    }
+    model_meta.update({key: raw_model[key] for key in RECORDED_MODEL_KEYS if key in raw_model})
+    model_meta["available_groups"] = config.model.available_groups
+    model_meta["input_groups"] = config.model.input_groups
+    model_meta["input_columns"] = data.source.columns
+    model_meta["input_format"] = config.model.input_format
+    if spec.params != config.model.params:
+        model_meta["params_used"] = spec.params  # e.g. after a GPU -> CPU fallback
+    data_version = config.data.data_version
+    trained = {f["fold"] for f in fold_facts}
+    blocks = {f.index for f in folds}  # folds with train eras; the others had none
     return {
-        "model": {
-            "type": config.model.type,
-            "params": spec.params,
-            "x_groups": config.model.x_groups,
-        },
+        "model": model_meta,
         "preprocessing": config.preprocessing.model_dump(),
         "data": {
-            "data_version": config.data.data_version,
+            "data_version": data_version,
             "feature_set": config.data.feature_set,
             "n_features": len(data.feature_names),
             "target": config.data.target_col,
-            "full_data_path": str(data.full_data_path),
+            "full_data_path": raw_data.get("full_data_path"),
+            "full_data_file": str(data.full_data_path),
             "full_rows": data.n_rows,
             "full_eras": len(data.eras),
             "oof_rows": predictions.height,
@@ -95,10 +135,13 @@ def results_document(
         },
         "benchmark": {
             "model": config.data.benchmark_model,
-            "file": str(data.benchmark_data_path) if data.benchmark_data_path else None,
+            "file": raw_data.get("benchmark_data_path")
+            or f"{data_version}/full_benchmark_models.parquet",
+            "column": data.benchmark_col,
+            "path": str(data.benchmark_data_path) if data.benchmark_data_path else None,
         },
         "output": {
-            "output_dir": str(out),
+            "output_dir": str(out.resolve()),
             "predictions_file": _relative(names["predictions"], out)
             if config.training.cv.enabled
             else None,
@@ -109,9 +152,14 @@ def results_document(
         "metrics": metrics,
         "cv": {
             **cv_settings,
-            "skipped_folds": sorted(set(range(cv.n_splits)) - {f.index for f in folds})
+            "folds_used": len(fold_facts),
+            "skipped_folds": sorted(set(range(cv.n_splits)) - trained) if cv.enabled else [],
+            "skip_reasons": {
+                **{str(i): "no train eras" for i in range(cv.n_splits) if i not in blocks},
+                **{str(s["fold"]): s["reason"] for s in skipped or []},
+            }
             if cv.enabled
-            else [],
+            else {},
             "folds": fold_facts,
         },
         "training": {

@@ -27,7 +27,7 @@ def build_full_benchmarks(vdir: Path) -> pd.DataFrame:
     data_type = pd.read_parquet(vdir / "validation.parquet", columns=["data_type"])["data_type"]
     keep = data_type.index[data_type == "validation"]
     validation = validation[validation.index.isin(keep)]
-    return pd.concat([train, validation]).reset_index()
+    return pd.concat([train, validation])  # id stays the index, as the reference writes it
 
 
 def downsample(full: pd.DataFrame, step: int = 4, offset: int = 0) -> pd.DataFrame:
@@ -37,7 +37,7 @@ def downsample(full: pd.DataFrame, step: int = 4, offset: int = 0) -> pd.DataFra
 
 
 def downsample_benchmarks(benchmarks: pd.DataFrame, downsampled: pd.DataFrame) -> pd.DataFrame:
-    return benchmarks[benchmarks["id"].isin(downsampled["id"])]
+    return benchmarks[benchmarks.index.isin(downsampled["id"])]
 
 
 def build_all(vdir: Path, out_dir: Path, step: int = 4, offset: int = 0) -> None:
@@ -46,11 +46,11 @@ def build_all(vdir: Path, out_dir: Path, step: int = 4, offset: int = 0) -> None
     full = build_full(vdir)
     full.to_parquet(out_dir / "full.parquet", index=False)
     benchmarks = build_full_benchmarks(vdir)
-    benchmarks.to_parquet(out_dir / "full_benchmark_models.parquet", index=False)
+    benchmarks.to_parquet(out_dir / "full_benchmark_models.parquet")
     downsampled = downsample(full, step, offset)
     downsampled.to_parquet(out_dir / "downsampled_full.parquet", index=False)
     downsample_benchmarks(benchmarks, downsampled).to_parquet(
-        out_dir / "downsampled_full_benchmark_models.parquet", index=False
+        out_dir / "downsampled_full_benchmark_models.parquet"
     )
 
 

@@ -129,13 +129,18 @@ def test_results_metrics_equal_metrics_engine_on_predictions_file(small_data_dir
     result = train_config(config, data_dir=small_data_dir, output_dir=tmp_path / "exp")
     results = json.loads(result.results_path.read_text())
     predictions = pl.read_parquet(result.predictions_path)
-    _, summary = metrics.score(predictions, ["prediction"])
-    assert results["metrics"]["corr"] == pytest.approx(summary["prediction"]["corr"], abs=1e-12)
+    per_era, summary = metrics.score(predictions, ["prediction"])
+    corr = dict(results["metrics"]["corr"])
+    # the reference's consistency: share of scored eras with a positive corr
+    scored = per_era["corr"].drop_nans()
+    assert corr.pop("consistency") == pytest.approx((scored > 0).mean(), abs=1e-12)
+    assert corr == pytest.approx(summary["prediction"]["corr"], abs=1e-12)
     bench = pl.read_parquet(small_data_dir / "v5.2" / "full_benchmark_models.parquet")
     joined = predictions.join(bench.select("id", "v52_lgbm_ender20"), on="id", how="inner")
     _, summary = metrics.score(joined, ["prediction"], benchmark_col="v52_lgbm_ender20")
     for key in ("bmc", "bmc_last_200_eras"):
-        assert results["metrics"][key] == pytest.approx(summary["prediction"][key], abs=1e-12)
+        section = {k: v for k, v in results["metrics"][key].items() if k != "consistency"}
+        assert section == pytest.approx(summary["prediction"][key], abs=1e-12)
 
 
 def test_final_artifact_predicts_like_a_model_trained_on_all_eras(small_data_dir, tmp_path):

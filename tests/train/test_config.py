@@ -46,6 +46,7 @@ def test_reference_defaults():
         "benchmark_data_path": None,
         "embargo_eras": 13,
         "benchmark_model": "v52_lgbm_ender20",
+        "baselines_dir": None,
     }
     assert config.preprocessing.nan_missing_all_twos is False
     assert config.preprocessing.missing_value == 2.0
@@ -53,7 +54,10 @@ def test_reference_defaults():
     cv = config.training.cv
     assert (cv.enabled, cv.n_splits, cv.mode, cv.min_train_size) == (True, 5, "expanding", 0)
     assert config.cv_embargo == 13  # taken from data.embargo_eras
-    assert config.model.type == "LGBMRegressor" and config.model.x_groups == ["features"]
+    assert config.model.type == "LGBMRegressor" and config.model.x_groups is None
+    # the reference always makes these available; built-in models train on features only
+    assert config.model.available_groups == ["features", "era", "benchmark_models"]
+    assert config.model.input_groups == ["features"]
     assert config.name == "c"
 
 
@@ -145,3 +149,167 @@ def test_shipped_baseline_config_is_valid():
     text = (files("nx.engine.train") / "configs" / "baseline.toml").read_text()
     config = parse_config(tomllib.loads(text), "baseline.toml")
     assert config.model.type == "LGBMRegressor" and config.name == "baseline"
+
+
+# Every key the reference pipeline reads, by section (numerai/example-scripts,
+# agents/code/modeling at 11209f0): pipeline.py, model_data.py, numerai_cv.py,
+# target_transforms.py. nx must accept each with its meaning.
+EVERY_REFERENCE_KEY = {
+    "data": [
+        "data_version",
+        "feature_set",
+        "target_col",
+        "era_col",
+        "id_col",
+        "full_data_path",
+        "benchmark_data_path",
+        "embargo_eras",
+        "benchmark_model",
+        "baselines_dir",
+    ],
+    "preprocessing": ["nan_missing_all_twos", "missing_value"],
+    "training": ["max_train_samples", "sample_seed", "cv"],
+    "training.cv": ["enabled", "n_splits", "embargo", "mode", "min_train_size"],
+    "model": [
+        "type",
+        "params",
+        "x_groups",
+        "data_needed",
+        "baseline",
+        "target_transform",
+        "prediction_transform",
+        "era_weighting",
+        "prediction_batch_size",
+        "benchmark",
+    ],
+    "model.baseline": ["name", "predictions_path", "pred_col"],
+    "model.target_transform": [
+        "type",
+        "benchmark_col",
+        "era_col",
+        "per_era",
+        "fit_intercept",
+        "proportion",
+        "scale",
+    ],
+    "output": ["output_dir", "baselines_dir", "results_name", "predictions_name"],
+}
+
+EVERY_KEY_CONFIG = {
+    "data": {
+        "data_version": "v5.2",
+        "feature_set": "medium",
+        "target_col": "target",
+        "era_col": "era",
+        "id_col": "id",
+        "full_data_path": "v5.2/downsampled_full.parquet",
+        "benchmark_data_path": "v5.2/downsampled_full_benchmark_models.parquet",
+        "embargo_eras": 4,
+        "benchmark_model": "ender20",
+        "baselines_dir": "baselines",
+    },
+    "preprocessing": {"nan_missing_all_twos": True, "missing_value": 2.0},
+    "training": {
+        "max_train_samples": 5000,
+        "sample_seed": 7,
+        "cv": {
+            "enabled": True,
+            "n_splits": 4,
+            "embargo": 3,
+            "mode": "blocked",
+            "min_train_size": 2,
+        },
+    },
+    "model": {
+        "type": "LGBMRegressor",
+        "params": {"n_estimators": 10},
+        "x_groups": [],
+        "data_needed": ["baseline", "benchmark", "target", "id"],
+        "baseline": {"name": "small", "predictions_path": "p.parquet", "pred_col": "prediction"},
+        "target_transform": {
+            "type": "residualize_to_benchmark",
+            "benchmark_col": "v52_lgbm_ender20",
+            "era_col": "era",
+            "per_era": True,
+            "fit_intercept": False,
+            "proportion": 0.5,
+            "scale": 0.07,
+        },
+        "prediction_transform": "rank",
+        "era_weighting": {"type": "none"},
+        "prediction_batch_size": 4096,
+        "benchmark": "v52_lgbm_ender20",
+    },
+    "output": {
+        "output_dir": "baselines",
+        "baselines_dir": "baselines",
+        "results_name": "every_key",
+        "predictions_name": "every_key_predictions",
+    },
+}
+
+
+def _keys(mapping: dict, prefix: str = "") -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {prefix: list(mapping)} if prefix else {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and key in ("cv", "baseline", "target_transform"):
+            out.update(_keys(value, f"{prefix}.{key}" if prefix else key))
+    return out
+
+
+def test_every_reference_key_is_accepted_with_its_meaning(tmp_path):
+    from nx.engine.train.config import REFERENCE_KEYS
+
+    assert {k: list(v) for k, v in REFERENCE_KEYS.items()} == EVERY_REFERENCE_KEY
+    listed = {
+        s: keys for section, v in EVERY_KEY_CONFIG.items() for s, keys in _keys(v, section).items()
+    }
+    assert listed == EVERY_REFERENCE_KEY  # the config below uses every one of them
+    path = write_config(tmp_path / "every_key.py", f"CONFIG = {EVERY_KEY_CONFIG!r}\n")
+    config = load_config(path)
+    # data_needed stands in for an empty x_groups; aliases and the label are normalized
+    assert config.model.available_groups == [
+        "baseline",
+        "benchmark_models",
+        "id",
+        "features",
+        "era",
+    ]
+    assert config.model.input_groups == ["features"]  # built-in models: features only
+    transform = config.model.target_transform
+    assert transform.type == "residual_to_benchmark" and transform.proportion == 0.5
+    assert config.data.baselines_dir == config.output.baselines_dir == "baselines"
+    assert config.model.prediction_batch_size == 4096
+    assert config.cv_embargo == 3 and config.training.cv.mode == "blocked"
+    assert config.name == "every_key" and config.predictions_name == "every_key_predictions"
+    # keys the reference only records are kept for the results, as written
+    assert config.raw["model"]["era_weighting"] == {"type": "none"}
+
+
+def test_reference_config_variable_may_be_lowercase(tmp_path):
+    path = write_config(tmp_path / "lower.py", "config = {'model': {'params': {}}}\n")
+    assert load_config(path).name == "lower"
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragments"),
+    [
+        ({"model": {"params": {}, "x_grups": ["features"]}}, ["model.x_grups", "'x_groups'"]),
+        (
+            {"model": {"params": {}}, "data": {"embargo_era": 4}},
+            ["data.embargo_era", "'embargo_eras'"],
+        ),
+        ({"model": {"params": {}}, "trainig": {}}, ["trainig", "'training'"]),
+        (
+            {"model": {"params": {}}, "training": {"cv": {"n_split": 3}}},
+            ["training.cv.n_split", "'n_splits'"],
+        ),
+        ({"model": {"params": {}, "x_groups": ["feature"]}}, ["model.x_groups", "'feature'"]),
+        ({"model": {"params": {}, "data_needed": ["nope"]}}, ["model.data_needed", "'nope'"]),
+    ],
+)
+def test_unknown_keys_name_the_closest_known_one(raw, fragments):
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, "exp/my.py")
+    for fragment in fragments:
+        assert fragment in str(info.value)
