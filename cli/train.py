@@ -19,6 +19,13 @@ OutputDirOption = Annotated[
         "(default: the config's output.output_dir, else ./experiments).",
     ),
 ]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace an earlier run's outputs of the same name (default: keep them and stop).",
+    ),
+]
 FinalOption = Annotated[
     bool,
     typer.Option(
@@ -69,27 +76,54 @@ def _render(rows: list[dict]) -> None:
                 err_console.print(f"  {label + ':':13} {row[label]}", highlight=False)
 
 
-def _train_all(configs, data_dir: Path, output_dir: Path | None, final: bool, json_out: bool):
+def _train_all(
+    configs,
+    data_dir: Path,
+    output_dir: Path | None,
+    final: bool,
+    json_out: bool,
+    overwrite: bool = False,
+):
     from nx.engine.errors import ConfigError
     from nx.engine.train import check_config, check_inputs, train_config
+    from nx.engine.train.outputs import check_outputs, expected_rows
+    from nx.engine.train.results import output_paths
 
     names: dict[str, Path] = {}
+    replaced: list[Path] = []
     for config in configs:  # every config is checked before the first one trains
         check_config(config)
-        check_inputs(config, data_dir)
+        full_path = check_inputs(config, data_dir)
         if config.name in names:
             raise ConfigError(
                 f"{config.source}: output.results_name: {config.name!r} is also the name of "
                 f"{names[config.name]}; give each config its own results_name"
             )
         names[config.name] = config.source
+        out = check_outputs(
+            config,
+            output_dir,
+            final=final,
+            overwrite=overwrite,
+            expected_rows=expected_rows(full_path),
+        )
+        if output_paths(config, out)["results"].exists():
+            replaced.append(output_paths(config, out)["results"])
     progress = RichProgress(quiet=json_out)
-    return [
+    results = [
         train_config(
-            config, data_dir=data_dir, output_dir=output_dir, final=final, progress=progress
+            config,
+            data_dir=data_dir,
+            output_dir=output_dir,
+            final=final,
+            overwrite=overwrite,
+            progress=progress,
         )
         for config in configs
     ]
+    for path in replaced:
+        progress.warn(f"replaced the earlier run's outputs ({path})")
+    return results
 
 
 def train(
@@ -102,6 +136,7 @@ def train(
     output_dir: OutputDirOption = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     final: FinalOption = False,
+    overwrite: OverwriteOption = False,
     json_out: JsonOption = False,
 ) -> None:
     """Train each config with era-wise CV, score its out-of-fold predictions, write the outputs."""
@@ -109,7 +144,7 @@ def train(
     from nx.engine.train.config import load_config
 
     loaded = [load_config(path) for path in configs]
-    results = _train_all(loaded, data_dir, output_dir, final, json_out)
+    results = _train_all(loaded, data_dir, output_dir, final, json_out, overwrite)
     rows = [_summary_row(result) for result in results]
     if json_out:
         print_json({"configs": rows})
@@ -136,7 +171,7 @@ def demo(
     build_data(data_dir, synthetic=True, scale="small", progress=progress)
     resource = files("nx.engine.train") / "configs" / DEMO_CONFIG
     config = parse_config(tomllib.loads(resource.read_text(encoding="utf-8")), Path(DEMO_CONFIG))
-    results = _train_all([config], data_dir, output_dir, False, json_out)
+    results = _train_all([config], data_dir, output_dir, False, json_out, overwrite=True)
     rows = [_summary_row(result) for result in results]
     if json_out:
         print_json({"data_dir": str(data_dir), "configs": rows})

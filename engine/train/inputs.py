@@ -301,17 +301,18 @@ def _resolve_inputs(config: TrainConfig, data_dir: Path) -> _Inputs:
     return _Inputs(features, full_path, bench_path, bench_columns, benchmark_col, baseline_path)
 
 
-def check_inputs(config: TrainConfig, data_dir: Path | str) -> None:
+def check_inputs(config: TrainConfig, data_dir: Path | str) -> Path:
     """Every check against the data that needs no feature values (files, columns, folds).
 
     Cheap (schemas and the era column), so a multi-config run can check every config
-    before it trains the first one.
+    before it trains the first one. Returns the data file the config trains on.
     """
     inputs = _resolve_inputs(config, Path(data_dir))
     if config.training.cv.enabled:
         era = config.data.era_col
         eras = pl.scan_parquet(inputs.full_path).select(pl.col(era).cast(pl.String).unique())
         folds_for(config, eras.collect()[era].to_list())
+    return inputs.full_path
 
 
 def x_columns(

@@ -196,6 +196,11 @@ def lightgbm_train_params(
             f"{source}: model.params.n_estimators: must be an integer, got "
             f"{estimator.n_estimators!r}"
         ) from None
+    if rounds < 1:
+        raise ConfigError(
+            f"{source}: model.params.n_estimators: must be at least 1, got {rounds}; "
+            "set a positive number of trees"
+        )
     try:
         train_params = estimator._process_params(stage="fit")
     except (AttributeError, TypeError):  # older LightGBM: same translation, done by hand

@@ -26,14 +26,14 @@ import numpy as np
 import polars as pl
 
 from nx.engine.errors import DataError
-from nx.engine.paths import atomic_output
 from nx.engine.progress import NO_PROGRESS, Progress
 from nx.engine.train.artifact import save_artifact
 from nx.engine.train.config import TrainConfig
 from nx.engine.train.cv import Fold, folds_for
 from nx.engine.train.inputs import TrainingData, load_training_data
 from nx.engine.train.models import ModelSpec, check_model_type
-from nx.engine.train.results import output_paths, results_document, write_json
+from nx.engine.train.outputs import RunOutputs, check_outputs
+from nx.engine.train.results import results_document, write_json
 from nx.engine.train.transforms import transformed_target
 
 
@@ -193,14 +193,19 @@ def train_config(
     data_dir: Path | str,
     output_dir: Path | str | None = None,
     final: bool = False,
+    overwrite: bool = False,
     progress: Progress = NO_PROGRESS,
 ) -> TrainResult:
-    """Run one config end to end and write its outputs; returns where they are."""
+    """Run one config end to end and write its outputs as one set; returns where they are.
+
+    An earlier result of the same name is replaced only with ``overwrite`` (else
+    ConfigError before any work); see :mod:`nx.engine.train.outputs`.
+    """
     check_config(config)
     started = time.perf_counter()
-    out = Path(output_dir or config.output.output_dir or "experiments")
-    data = load_training_data(config, data_dir, progress)
     final = final or config.training.final_fit
+    out = check_outputs(config, output_dir, final=final, overwrite=overwrite)
+    data = load_training_data(config, data_dir, progress)
     cv_on = config.training.cv.enabled
     folds = folds_for(config, data.eras) if cv_on else []
     if cv_on and not folds:
@@ -209,6 +214,24 @@ def train_config(
         )
 
     spec = model_spec(config, progress)
+    run = RunOutputs(config, out)
+    try:
+        return _train_and_write(config, data, folds, spec, run, final, started, progress)
+    finally:
+        run.discard()
+
+
+def _train_and_write(
+    config: TrainConfig,
+    data: TrainingData,
+    folds: list[Fold],
+    spec: ModelSpec,
+    run: RunOutputs,
+    final: bool,
+    started: float,
+    progress: Progress,
+) -> TrainResult:
+    cv_on = config.training.cv.enabled
     skipped: list[dict[str, Any]] = []
     with progress.task(f"Training {config.name}", total=len(folds) + int(final)) as bar:
         predictions, oof, fold_facts = oof_predictions(
@@ -229,25 +252,29 @@ def train_config(
                     f"{config.source}: no training rows with a finite target (the target "
                     "transform needs benchmark values); check data.benchmark_data_path"
                 ) from None
-            model_dir = save_artifact(model, config, data, out, spec)
+            with run.writing():
+                save_artifact(model, config, data, run.staged("model"), spec, run.run_id)
+            model_dir = run.model_path
             bar.advance()
 
-    names = output_paths(config, out)
+    names, out = run.paths, run.out
     metrics: dict[str, Any] = {}
     if cv_on:
         from nx.engine.metrics import score
 
         bench = data.benchmark[oof] if data.benchmark is not None else None
         metrics = oof_metrics(predictions, config, bench, score, data.benchmark_col)
-        with atomic_output(names["predictions"]) as tmp:
-            predictions.write_parquet(tmp)
+        with run.writing():
+            predictions.write_parquet(run.staged("predictions"), metadata={"nx_run_id": run.run_id})
 
     results = results_document(
         config, data, spec, predictions, folds, fold_facts, metrics, names, out, model_dir, skipped
     )
     results["training"]["seconds"] = round(time.perf_counter() - started, 3)
-    write_json(names["config"], config.resolved())
-    write_json(names["results"], results)
+    with run.writing():
+        write_json(run.staged("config"), config.resolved())
+        write_json(run.staged("results"), run.record(results))
+    run.commit()
     return TrainResult(
         name=config.name,
         output_dir=out,

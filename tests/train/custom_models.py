@@ -53,3 +53,25 @@ class RecordingModel:
 
     def predict(self, X):
         return self.mean_ + self.slope * self._first_feature(X)
+
+
+class HangingModel(RecordingModel):
+    """A RecordingModel whose fit number ``hang_at`` (counted in ``record_path``) writes
+    ``marker`` and then sleeps, so a test can kill ``nx train`` in the middle of a run."""
+
+    def __init__(self, feature_cols=None, record_path=None, slope=0.01, hang_at=0, marker=None):
+        super().__init__(feature_cols, record_path, slope)
+        self.hang_at = hang_at
+        self.marker = marker
+
+    def fit(self, X, y):
+        super().fit(X, y)
+        with open(self.record_path, encoding="utf-8") as records:
+            fits = sum(1 for _ in records)
+        if fits >= self.hang_at:
+            with open(self.marker, "w", encoding="utf-8") as marker:
+                marker.write(str(fits))
+            import time
+
+            time.sleep(600)
+        return self
