@@ -56,7 +56,7 @@ def run_nx(data_dir: Path, out: Path) -> None:
         },
         "bench_nx.toml",
     )
-    train_config(config, data_dir=data_dir, output_dir=out)
+    train_config(config, data_dir=data_dir, output_dir=out, overwrite=True)
 
 
 def run_pandas(data_dir: Path, out: Path) -> None:

@@ -204,29 +204,24 @@ async def train(
     data_dir: DataDir = None,
     output_dir: Annotated[str | None, Field(description="Experiment directory.")] = None,
     final: Annotated[bool, Field(description="Also fit and save a model on all eras.")] = False,
+    overwrite: Annotated[
+        bool, Field(description="Replace earlier outputs of the same names.")
+    ] = False,
 ) -> dict[str, Any]:
     """Train configs with era-wise CV, score their out-of-fold predictions (nx train)."""
     from nx.cli.train import _summary_row
-    from nx.engine.train import check_config, check_inputs, load_config, train_config
+    from nx.engine.train import load_config, train_configs
 
     def work(progress: Progress) -> list[dict[str, Any]]:
-        loaded = [load_config(Path(c)) for c in configs]
-        for config in loaded:
-            check_config(config)
-            check_inputs(config, _data_dir(data_dir))
-        out = Path(output_dir) if output_dir else None
-        return [
-            _summary_row(
-                train_config(
-                    config,
-                    data_dir=_data_dir(data_dir),
-                    output_dir=out,
-                    final=final,
-                    progress=progress,
-                )
-            )
-            for config in loaded
-        ]
+        results = train_configs(
+            [load_config(Path(c)) for c in configs],
+            data_dir=_data_dir(data_dir),
+            output_dir=Path(output_dir) if output_dir else None,
+            final=final,
+            overwrite=overwrite,
+            progress=progress,
+        )
+        return [_summary_row(result) for result in results]
 
     return {"configs": await run(ctx, work)}
 

@@ -84,46 +84,16 @@ def _train_all(
     json_out: bool,
     overwrite: bool = False,
 ):
-    from nx.engine.errors import ConfigError
-    from nx.engine.train import check_config, check_inputs, train_config
-    from nx.engine.train.outputs import check_outputs, expected_rows
-    from nx.engine.train.results import output_paths
+    from nx.engine.train import train_configs
 
-    names: dict[str, Path] = {}
-    replaced: list[Path] = []
-    for config in configs:  # every config is checked before the first one trains
-        check_config(config)
-        full_path = check_inputs(config, data_dir)
-        if config.name in names:
-            raise ConfigError(
-                f"{config.source}: output.results_name: {config.name!r} is also the name of "
-                f"{names[config.name]}; give each config its own results_name"
-            )
-        names[config.name] = config.source
-        out = check_outputs(
-            config,
-            output_dir,
-            final=final,
-            overwrite=overwrite,
-            expected_rows=expected_rows(full_path),
-        )
-        if output_paths(config, out)["results"].exists():
-            replaced.append(output_paths(config, out)["results"])
-    progress = RichProgress(quiet=json_out)
-    results = [
-        train_config(
-            config,
-            data_dir=data_dir,
-            output_dir=output_dir,
-            final=final,
-            overwrite=overwrite,
-            progress=progress,
-        )
-        for config in configs
-    ]
-    for path in replaced:
-        progress.warn(f"replaced the earlier run's outputs ({path})")
-    return results
+    return train_configs(
+        configs,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        final=final,
+        overwrite=overwrite,
+        progress=RichProgress(quiet=json_out),
+    )
 
 
 def train(

@@ -24,6 +24,7 @@ _EXPORTS = {
     "check_config": "pipeline",
     "oof_predictions": "pipeline",
     "train_config": "pipeline",
+    "train_configs": "pipeline",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -25,15 +25,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from nx.engine.errors import DataError
+from nx.engine.errors import ConfigError, DataError
 from nx.engine.progress import NO_PROGRESS, Progress
 from nx.engine.train.artifact import save_artifact
 from nx.engine.train.config import TrainConfig
 from nx.engine.train.cv import Fold, folds_for
-from nx.engine.train.inputs import TrainingData, load_training_data
+from nx.engine.train.inputs import TrainingData, check_inputs, load_training_data
 from nx.engine.train.models import ModelSpec, check_model_type
-from nx.engine.train.outputs import RunOutputs, check_outputs
-from nx.engine.train.results import results_document, write_json
+from nx.engine.train.outputs import RunOutputs, check_outputs, expected_rows
+from nx.engine.train.results import output_paths, results_document, write_json
 from nx.engine.train.transforms import transformed_target
 
 
@@ -219,6 +219,53 @@ def train_config(
         return _train_and_write(config, data, folds, spec, run, final, started, progress)
     finally:
         run.discard()
+
+
+def train_configs(
+    configs: list[TrainConfig],
+    *,
+    data_dir: Path | str,
+    output_dir: Path | str | None = None,
+    final: bool = False,
+    overwrite: bool = False,
+    progress: Progress = NO_PROGRESS,
+) -> list[TrainResult]:
+    """Check every config (model, data, outputs, unique names) before training the first,
+    then train each; warns through ``progress`` for each earlier result it replaced."""
+    names: dict[str, Path | str] = {}
+    replaced: list[Path] = []
+    for config in configs:
+        check_config(config)
+        full_path = check_inputs(config, data_dir)
+        if config.name in names:
+            raise ConfigError(
+                f"{config.source}: output.results_name: {config.name!r} is also the name of "
+                f"{names[config.name]}; give each config its own results_name"
+            )
+        names[config.name] = config.source
+        out = check_outputs(
+            config,
+            output_dir,
+            final=final,
+            overwrite=overwrite,
+            expected_rows=expected_rows(full_path),
+        )
+        if output_paths(config, out)["results"].exists():
+            replaced.append(output_paths(config, out)["results"])
+    results = [
+        train_config(
+            config,
+            data_dir=data_dir,
+            output_dir=output_dir,
+            final=final,
+            overwrite=overwrite,
+            progress=progress,
+        )
+        for config in configs
+    ]
+    for path in replaced:
+        progress.warn(f"replaced the earlier run's outputs ({path})")
+    return results
 
 
 def _train_and_write(
