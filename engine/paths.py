@@ -1,17 +1,31 @@
 """Where nx keeps datasets (``<data_dir>/<data_version>/<file>``; the CLI reads the
-data dir from ``--data-dir`` or ``$NX_DATA_DIR``) and how it writes files atomically."""
+data dir from ``--data-dir`` or ``$NX_DATA_DIR``) and how it writes files atomically.
+
+Every file nx writes goes through :func:`atomic_output`: a hidden temporary file
+``.<name>.nx<pid>.<random>.tmp`` next to the target, renamed onto it when complete.
+A run killed with SIGKILL (or a crash) leaves its temporary file behind; the pid in
+the name tells a later run that its writer is gone (:func:`stale_temp_files`), so
+that run removes it (:func:`remove_stale_temp_files`).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA_VERSION = "v5.2"
 DATA_DIR_ENV = "NX_DATA_DIR"
 DEFAULT_DATA_DIR = Path("data")
+
+# .<target name>.nx<pid>.<mkstemp's random part>.tmp; before pids were recorded the
+# names were .<target name>.<random>.tmp (8 characters of [a-z0-9_]).
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.nx(?P<pid>\d+)\.[a-z0-9_]+\.tmp$")
+_OLD_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
 
 
 def version_dir(data_dir: Path | str, data_version: str = DEFAULT_DATA_VERSION) -> Path:
@@ -23,12 +37,16 @@ def version_dir(data_dir: Path | str, data_version: str = DEFAULT_DATA_VERSION) 
 def atomic_output(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
-    On any error the temporary file is removed, so an interrupted or failed write
-    never leaves a truncated file where a later run would find (and reuse) it.
+    On any error (KeyboardInterrupt included) the temporary file is removed, so an
+    interrupted or failed write never leaves a truncated file where a later run would
+    find (and reuse) it. Only SIGKILL leaves the temporary file; its name records the
+    writer's pid so that the next run can tell it is stale and remove it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.nx{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates owner-only files; outputs get the usual umask-based mode.
@@ -40,3 +58,87 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class TempFile:
+    """A temporary file of :func:`atomic_output` found in a folder."""
+
+    path: Path
+    target: str  # the name of the file it was going to become
+    pid: int | None  # the writer's pid (None: written by an nx without pids in names)
+    stale: bool  # True when its writer is no longer running
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def temp_files(folder: Path | str) -> list[TempFile]:
+    """nx's temporary files in ``folder`` (by name), each marked stale or in use."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        match = _TEMP_NAME.match(path.name)
+        if match:
+            pid = int(match["pid"])
+            found.append(TempFile(path, match["target"], pid, not _running(pid)))
+            continue
+        match = _OLD_TEMP_NAME.match(path.name)
+        if match:
+            found.append(TempFile(path, match["target"], None, True))
+    return found
+
+
+def stale_temp_files(folder: Path | str) -> list[TempFile]:
+    """Temporary files in ``folder`` left by nx runs that are no longer running."""
+    return [temp for temp in temp_files(folder) if temp.stale]
+
+
+def remove_stale_temp_files(folder: Path | str) -> list[Path]:
+    """Remove the stale temporary files of earlier nx runs in ``folder``; return them.
+
+    Best effort: a file that cannot be removed (read-only folder) is left in place.
+    """
+    removed = []
+    for temp in stale_temp_files(folder):
+        try:
+            temp.path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            continue
+        removed.append(temp.path)
+    return removed
+
+
+def check_writable(folder: Path | str, *, fix: str) -> None:
+    """Raise a one-line error unless files can be created in ``folder`` (made if absent).
+
+    ``fix`` ends the message (e.g. "or pick another --data-dir").
+    """
+    from nx.engine.errors import DataError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder} is a file, not a folder; {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".nx{os.getpid()}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise DataError(f"cannot write to {folder} ({reason}); {fix}") from None
