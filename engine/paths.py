@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,9 +61,36 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def atomic_output_in_folder(path: Path | str) -> Iterator[Path]:
+    """Like :func:`atomic_output`, for writers that may still be running after an
+    interrupt (a Polars sink on a worker thread): the temporary file lives in a
+    hidden temporary folder, which is removed on error, so a writer that opens its
+    file late finds no folder to create it in, instead of leaving a file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(
+        tempfile.mkdtemp(prefix=f".{path.name}.nx{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    )
+    folder.chmod(0o755)
+    tmp = folder / path.name
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        for _ in range(5):  # a late writer may create its file while the folder goes
+            shutil.rmtree(folder, ignore_errors=True)
+            if not folder.exists():
+                break
+
+
 @dataclass(frozen=True)
 class TempFile:
-    """A temporary file of :func:`atomic_output` found in a folder."""
+    """A temporary file (or folder) of :func:`atomic_output` found in a folder."""
 
     path: Path
     target: str  # the name of the file it was going to become
@@ -89,8 +117,6 @@ def temp_files(folder: Path | str) -> list[TempFile]:
         return []
     found = []
     for path in sorted(folder.iterdir()):
-        if not path.is_file():
-            continue
         match = _TEMP_NAME.match(path.name)
         if match:
             pid = int(match["pid"])
@@ -115,7 +141,10 @@ def remove_stale_temp_files(folder: Path | str) -> list[Path]:
     removed = []
     for temp in stale_temp_files(folder):
         try:
-            temp.path.unlink()
+            if temp.path.is_dir():
+                shutil.rmtree(temp.path)
+            else:
+                temp.path.unlink()
         except FileNotFoundError:
             continue
         except OSError:

@@ -49,7 +49,12 @@ from nx.engine.data.synthetic import (
 )
 from nx.engine.eras import era_sort_key
 from nx.engine.errors import ConfigError, DataError
-from nx.engine.paths import atomic_output, check_writable, remove_stale_temp_files, version_dir
+from nx.engine.paths import (
+    atomic_output_in_folder,
+    check_writable,
+    remove_stale_temp_files,
+    version_dir,
+)
 from nx.engine.progress import NO_PROGRESS, Progress
 from nx.engine.resources import run_interruptibly
 
@@ -264,7 +269,7 @@ def _sink(query: pl.LazyFrame, output: Path) -> None:
     the build at once and removes the temporary file, where interrupting Polars'
     parquet sink itself panics in Rust with a backtrace.
     """
-    with atomic_output(output) as tmp:
+    with atomic_output_in_folder(output) as tmp:
         run_interruptibly(
             lambda: query.sink_parquet(
                 tmp, compression=COMPRESSION, statistics=STATISTICS, row_group_size=ROW_GROUP_ROWS

@@ -140,7 +140,11 @@ def data_info(data_dir: Path, data_version: str = "v5.2") -> DataInfo:
             if temp.stale
             else f"in use: being written by nx (pid {temp.pid})"
         )
-        size = temp.path.stat().st_size if temp.path.exists() else 0
+        try:
+            inside = [temp.path] if temp.path.is_file() else list(temp.path.iterdir())
+            size = sum(p.stat().st_size for p in inside)
+        except OSError:
+            size = 0
         files.append(FileInfo(name=temp.path.name, kind="temp", size_bytes=size, status=status))
     present = {f.name for f in files}
     return DataInfo(
