@@ -278,7 +278,7 @@ def _sink(query: pl.LazyFrame, output: Path) -> None:
 
 
 def _names(names: list[str], limit: int = 3) -> str:
-    return _preview(sorted(names), limit)
+    return _preview(list(names), limit)
 
 
 def _spec_text(spec: dict) -> str:
