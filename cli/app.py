@@ -24,6 +24,11 @@ from nx.cli.common import print_error
 from nx.engine import __version__
 from nx.engine.errors import NxError
 
+try:  # typer >= 0.25 carries its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - older typer parses with click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every clean-up (``finally``) runs."""
@@ -42,6 +47,27 @@ def _debug_enabled(ctx: click.Context) -> bool:
 
 class NxGroup(TyperGroup):
     """Maps user errors to a one-line message and exit code 2."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """Usage errors (a bad option value, an unknown option) become one line too,
+        instead of click's usage box."""
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as error:
+            error.show()
+            result = error.exit_code
+        except ClickException as error:
+            message = " ".join(error.format_message().split())
+            context = getattr(error, "ctx", None)
+            hint = f"; see `{context.command_path} --help`" if context is not None else ""
+            print_error(f"{message}{hint}")
+            result = error.exit_code
+        except typer.Abort:
+            print_error("aborted", label="Interrupted")
+            result = 130
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:
