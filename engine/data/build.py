@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from nx.engine.data import manifest
 from nx.engine.data.synthetic import (
     RAW_FILES,
+    check_generation_fits,
     check_seed,
     generate_raw,
     parse_version,
@@ -367,6 +368,7 @@ def _synthetic_raw(
     )
     if up_to_date:
         return False
+    check_generation_fits(resolve_scale(scale or "small", eras, rows_per_era, n_features))
     check_writable(vdir, fix="make it writable or pick another --data-dir")
     generate_raw(
         vdir,
