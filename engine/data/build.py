@@ -355,8 +355,8 @@ def _synthetic_raw(
     if foreign and not replace_raw:
         raise DataError(
             f"{vdir} holds raw files that nx did not generate ({_names(foreign)}: downloaded "
-            "from Numerai, or your own) and --synthetic would replace them; add --replace-raw "
-            "to replace them with synthetic data, or use another --data-dir"
+            "from Numerai, or your own) and synthetic data would replace them; use another "
+            "--data-dir, or replace them with `nx build-data --synthetic --replace-raw`"
         )
     specs = {json.dumps(m, sort_keys=True) for m in origins.values() if m is not None}
     current = json.loads(specs.pop()) if len(specs) == 1 else None

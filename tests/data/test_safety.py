@@ -65,6 +65,19 @@ def test_synthetic_refuses_to_replace_numerai_files_when_one_is_missing(raw_dir)
     assert all(synthetic_marker(vdir / name) is not None for name in RAW_FILES)
 
 
+def test_demo_refuses_to_replace_numerai_files(raw_dir, tmp_path):
+    vdir = raw_dir / "v5.2"
+    numerai = _as_numerai(vdir)
+    (vdir / "meta_model.parquet").unlink()
+    out = tmp_path / "demo"
+    result = nx_run("demo", "--data-dir", raw_dir, "--output-dir", out)
+    assert_user_error(result, "nx did not generate", "--replace-raw")
+    assert not out.exists()
+    assert {name: (vdir / name).read_bytes() for name in RAW_FILES if name in listing(vdir)} == {
+        name: body for name, body in numerai.items() if name != "meta_model.parquet"
+    }
+
+
 def test_synthetic_refuses_a_complete_set_of_numerai_files(raw_dir):
     vdir = raw_dir / "v5.2"
     numerai = _as_numerai(vdir)
