@@ -86,3 +86,26 @@ def test_print_helpers_keep_brackets(capsys):
         "Warning: column [red] ignored",
         "[dim]as is[/dim]",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("build-data", "--eras", "abc"), ("Invalid value for '--eras'", "nx build-data --help")),
+        (("build-data", "--nope"), ("No such option: --nope", "nx build-data --help")),
+        (
+            ("score", "p.csv", "--max-nan-fraction", "5"),
+            ("'--max-nan-fraction'", "nx score --help"),
+        ),
+        (("data", "info", "extra"), ("unexpected extra argument", "nx data info --help")),
+    ],
+)
+def test_usage_errors_are_one_line(args, fragments):
+    from tests.conftest import assert_user_error
+
+    assert_user_error(nx_run(*args), *fragments)
+
+
+def test_no_command_prints_the_help():
+    result = nx_run()
+    assert "Usage" in result.stdout + result.stderr and "Traceback" not in result.stderr
