@@ -23,6 +23,7 @@ from nx.cli import data, metrics, train
 from nx.cli.common import print_error
 from nx.engine import __version__
 from nx.engine.errors import NxError
+from nx.engine.paths import remove_pending_temp_files
 
 try:  # typer >= 0.25 carries its own copy of click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -78,6 +79,7 @@ class NxGroup(TyperGroup):
             print_error(" ".join(str(error).split()))
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt as interrupt:
+            remove_pending_temp_files()
             if _debug_enabled(ctx):
                 traceback.print_exc(file=sys.stderr)
             terminated = isinstance(interrupt, Terminated)

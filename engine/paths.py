@@ -10,6 +10,7 @@ that run removes it (:func:`remove_stale_temp_files`).
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -27,6 +28,25 @@ DEFAULT_DATA_DIR = Path("data")
 # names were .<target name>.<random>.tmp (8 characters of [a-z0-9_]).
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.nx(?P<pid>\d+)\.[a-z0-9_]+\.tmp$")
 _OLD_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+# Temporary files (and folders) of this process's unfinished atomic writes. An interrupt
+# can land inside contextlib's own exit code, before a writer's ``finally`` runs; the
+# CLI's interrupt handler (and exit) then removes what is left with remove_pending_temp_files.
+_PENDING: set[Path] = set()
+
+
+def remove_pending_temp_files() -> None:
+    """Remove the temporary files of this process's unfinished atomic writes."""
+    for path in list(_PENDING):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        _PENDING.discard(path)
+
+
+atexit.register(remove_pending_temp_files)
 
 
 def version_dir(data_dir: Path | str, data_version: str = DEFAULT_DATA_VERSION) -> Path:
@@ -48,17 +68,19 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{path.name}.nx{os.getpid()}.", suffix=".tmp", dir=path.parent
     )
-    os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp creates owner-only files; outputs get the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o666 & ~umask)
+    _PENDING.add(tmp)
     try:
+        os.close(fd)
+        # mkstemp creates owner-only files; outputs get the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        _PENDING.discard(tmp)
 
 
 @contextmanager
@@ -73,9 +95,10 @@ def atomic_output_in_folder(path: Path | str) -> Iterator[Path]:
     folder = Path(
         tempfile.mkdtemp(prefix=f".{path.name}.nx{os.getpid()}.", suffix=".tmp", dir=path.parent)
     )
-    folder.chmod(0o755)
+    _PENDING.add(folder)
     tmp = folder / path.name
     try:
+        folder.chmod(0o755)
         yield tmp
         umask = os.umask(0)
         os.umask(umask)
@@ -86,6 +109,7 @@ def atomic_output_in_folder(path: Path | str) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             if not folder.exists():
                 break
+        _PENDING.discard(folder)
 
 
 @dataclass(frozen=True)
