@@ -2,13 +2,17 @@
 
 Every :class:`~nx.engine.errors.NxError` raised by a command becomes one red line
 on stderr and exit code 2; ``nx --debug ...`` (or ``NX_DEBUG=1``) shows the
-traceback instead.
+traceback as well. Ctrl-C (SIGINT) and SIGTERM end a command through the same
+clean-up as an error (temporary files removed) with one line and exit code 130
+(SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 
 import click
@@ -16,33 +20,74 @@ import typer
 from typer.core import TyperGroup
 
 from nx.cli import data, mcp, metrics, numerai, train
-from nx.cli.common import err_console
+from nx.cli.common import print_error
 from nx.engine import __version__
 from nx.engine.errors import NxError
+from nx.engine.paths import remove_pending_temp_files
+
+try:  # typer >= 0.25 carries its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - older typer parses with click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError
 
 
-def _debug_enabled() -> bool:
-    ctx = click.get_current_context(silent=True)
-    root = ctx.find_root() if ctx is not None else None
-    flag = bool(root and isinstance(root.obj, dict) and root.obj.get("debug"))
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every clean-up (``finally``) runs."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def _debug_enabled(ctx: click.Context) -> bool:
+    # the root context is the one NxGroup.invoke gets: its obj is set by _root below
+    root = ctx.find_root()
+    flag = isinstance(root.obj, dict) and bool(root.obj.get("debug"))
     return flag or os.environ.get("NX_DEBUG", "") not in ("", "0")
 
 
 class NxGroup(TyperGroup):
     """Maps user errors to a one-line message and exit code 2."""
 
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """Usage errors (a bad option value, an unknown option) become one line too,
+        instead of click's usage box."""
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as error:
+            error.show()
+            result = error.exit_code
+        except ClickException as error:
+            message = " ".join(error.format_message().split())
+            context = getattr(error, "ctx", None)
+            hint = f"; see `{context.command_path} --help`" if context is not None else ""
+            print_error(f"{message}{hint}")
+            result = error.exit_code
+        except typer.Abort:
+            print_error("aborted", label="Interrupted")
+            result = 130
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except NxError as error:
-            if _debug_enabled():
+            if _debug_enabled(ctx):
                 traceback.print_exc(file=sys.stderr)
-            message = " ".join(str(error).split())
-            err_console.print(f"[bold red]Error:[/bold red] {message}", highlight=False)
+            print_error(" ".join(str(error).split()))
             raise typer.Exit(code=2) from None
-        except KeyboardInterrupt:
-            err_console.print("[bold red]Interrupted.[/bold red]")
-            raise typer.Exit(code=130) from None
+        except KeyboardInterrupt as interrupt:
+            remove_pending_temp_files()
+            if _debug_enabled(ctx):
+                traceback.print_exc(file=sys.stderr)
+            terminated = isinstance(interrupt, Terminated)
+            print_error(
+                "files being written were removed; run the command again to finish",
+                label="Terminated (SIGTERM)" if terminated else "Interrupted (Ctrl-C)",
+            )
+            raise typer.Exit(code=143 if terminated else 130) from None
 
 
 app = typer.Typer(
@@ -80,4 +125,6 @@ train.register(app)
 
 
 def main() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     app()

@@ -20,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.progress import Progress as RichBar
+from rich.text import Text
 
 from nx.engine.paths import DATA_DIR_ENV
 from nx.engine.paths import DEFAULT_DATA_DIR as DEFAULT_DATA_DIR  # re-exported
@@ -28,6 +29,30 @@ from nx.engine.progress import Progress, ProgressTask
 
 # People read stderr; stdout is kept for machine-readable output (--json).
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def print_error(message: str, *, label: str = "Error") -> None:
+    """``label: message`` on stderr, label in bold red; ``message`` is printed as is
+    (no rich markup: "add a [model.params] table" keeps its brackets)."""
+    err_console.print(Text.assemble((f"{label}: ", "bold red"), message), highlight=False)
+
+
+def print_warning(message: str) -> None:
+    """``Warning: message`` on stderr, ``message`` as is (no markup)."""
+    err_console.print(Text.assemble(("Warning: ", "yellow"), message), highlight=False)
+
+
+def print_text(message: str, style: str = "", console: Console | None = None) -> None:
+    """One line of user text on stderr (or ``console``), as is: no markup, no highlighting."""
+    (console or err_console).print(Text(message, style=style), highlight=False)
+
+
+def cell(value: object) -> Text:
+    """A table cell showing ``value`` as is (rich parses plain strings as markup)."""
+    if value is None:
+        return Text("")
+    return Text(f"{value:,}" if isinstance(value, int) else str(value))
+
 
 DataDirOption = Annotated[
     Path,
@@ -74,7 +99,7 @@ class RichProgress(Progress):
             yield ProgressTask()
             return
         bar = RichBar(
-            TextColumn("[progress.description]{task.description}"),
+            TextColumn("{task.description}", style="progress.description", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -86,7 +111,7 @@ class RichProgress(Progress):
             yield _RichTask(bar, bar.add_task(description, total=total))
 
     def warn(self, message: str) -> None:
-        err_console.print(f"[yellow]Warning:[/yellow] {message}", highlight=False)
+        print_warning(message)
 
 
 def _json_safe(value: Any) -> Any:

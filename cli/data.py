@@ -13,22 +13,25 @@ from nx.cli.common import (
     DataVersionOption,
     JsonOption,
     RichProgress,
-    err_console,
+    cell,
     print_json,
+    print_text,
     table_console,
 )
+from nx.engine.resources import format_bytes
 
 SYNTHETIC_HELP = "Synthetic data"
 DOWNSAMPLE_HELP = "Downsampling"
 TABLE_WIDTH = 120  # file names are long; keep one row per file in narrow terminals
 
 
-def _size(n_bytes: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n_bytes < 1024 or unit == "GB":
-            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024
-    return str(n_bytes)
+def _synthetic_text(spec: dict | None) -> str:
+    if spec is None:
+        return "not synthetic: Numerai's, or your own"
+    return (
+        f"synthetic: seed {spec.get('seed')}, {spec.get('eras')} eras x "
+        f"{spec.get('rows_per_era')} rows x {spec.get('n_features')} features"
+    )
 
 
 def build_data_command(
@@ -60,6 +63,14 @@ def build_data_command(
         typer.Option(
             "--rebuild",
             help="Rebuild outputs that exist (and regenerate/re-download the raw files).",
+        ),
+    ] = False,
+    replace_raw: Annotated[
+        bool,
+        typer.Option(
+            "--replace-raw",
+            help="With --synthetic: replace raw files nx did not generate (downloaded from "
+            "Numerai, or your own) with synthetic ones.",
         ),
     ] = False,
     offline: Annotated[
@@ -135,12 +146,17 @@ def build_data_command(
     if synthetic and offline:
         raise ConfigError("--offline and --synthetic exclude each other; drop one of them")
 
+    if replace_raw and not synthetic:
+        raise ConfigError(
+            "--replace-raw goes with --synthetic (to re-download Numerai's files use --rebuild)"
+        )
+
     result = build_data(
         data_dir,
         data_version,
         synthetic=synthetic,
-        scale=scale or "small",
-        seed=42 if seed is None else seed,
+        scale=scale,
+        seed=seed,
         eras=eras,
         rows_per_era=rows_per_era,
         n_features=features,
@@ -148,6 +164,7 @@ def build_data_command(
         offset=downsample_eras_offset,
         skip_downsample=skip_downsample,
         rebuild=rebuild,
+        replace_raw=replace_raw,
         download=not offline,
         progress=RichProgress(quiet=quiet or json_output),
     )
@@ -159,28 +176,43 @@ def build_data_command(
             {
                 "version_dir": str(result.version_dir),
                 "raw_source": result.raw_source,
+                "synthetic": result.synthetic,
                 "outputs": {
                     path.name: {
                         "path": str(path),
                         "rows": rows[path],
                         "bytes": path.stat().st_size,
                         "status": "built" if path in result.built else "reused",
+                        "reason": result.reasons.get(path.name),
                     }
                     for path in result.outputs
                 },
+                "removed_stale_outputs": [str(p) for p in result.removed],
+                "removed_temp_files": [str(p) for p in result.removed_temp_files],
             }
         )
         return
     from rich.table import Table
 
-    table = Table(title=f"{result.version_dir} (raw files: {result.raw_source})")
+    title = f"{result.version_dir} (raw files: {result.raw_source}, {_synthetic_text(result.synthetic)})"
+    table = Table(title=cell(title))
     for column in ("file", "rows", "size", "status"):
         right = column in ("rows", "size")
         table.add_column(column, justify="right" if right else "left", no_wrap=True)
     for path in result.outputs:
-        status = "built" if path in result.built else "reused (--rebuild to redo)"
-        table.add_row(path.name, f"{rows[path]:,}", _size(path.stat().st_size), status)
+        if path in result.built:
+            status = f"built ({result.reasons.get(path.name, 'new')})"
+        else:
+            status = "reused: up to date (--rebuild to redo)"
+        table.add_row(
+            cell(path.name), cell(rows[path]), format_bytes(path.stat().st_size), cell(status)
+        )
     table_console(TABLE_WIDTH).print(table)
+    for path in result.removed:
+        print_text(f"Removed {path}: stale, and not rebuilt with --skip-downsample", style="dim")
+    if result.removed_temp_files:
+        names = ", ".join(p.name for p in result.removed_temp_files)
+        print_text(f"Removed temporary files of an interrupted earlier run: {names}", style="dim")
 
 
 def data_info_command(
@@ -196,40 +228,38 @@ def data_info_command(
         print_json(info.to_dict())
         return
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=str(info.version_dir))
+    table = Table(title=cell(f"{info.version_dir} (raw files: {_synthetic_text(info.synthetic)})"))
     columns = ("file", "kind", "rows", "eras", "first", "last", "features", "targets", "size")
     for column in columns:
         left = column in ("file", "kind")
         table.add_column(column, justify="left" if left else "right", no_wrap=True)
-
-    def cell(value) -> str:
-        return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+    table.add_column("status", no_wrap=False)
 
     for f in info.files:
+        status = cell(f.status)
+        if f.status and f.status.startswith("stale"):
+            status.stylize("yellow")
         if f.problem:
-            table.add_row(f.name, f.kind, f"[red]{f.problem}[/red]", *[""] * 5, _size(f.size_bytes))
-            continue
-        table.add_row(
-            f.name,
-            f.kind,
-            cell(f.rows),
-            cell(f.eras),
-            cell(f.first_era),
-            cell(f.last_era),
-            cell(f.features),
-            cell(f.targets),
-            _size(f.size_bytes),
-        )
-    table_console(TABLE_WIDTH).print(table)
+            counts = [Text(f.problem, style="red"), *[cell(None)] * 5]
+        else:
+            counts = [cell(v) for v in (f.rows, f.eras, f.first_era, f.last_era)]
+            counts += [cell(f.features), cell(f.targets)]
+        table.add_row(cell(f.name), cell(f.kind), *counts, format_bytes(f.size_bytes), status)
+    table_console(TABLE_WIDTH + 40).print(table)
     if info.feature_sets:
         sets = ", ".join(f"{name} {n}" for name, n in info.feature_sets.items())
-        err_console.print(f"Feature sets: {sets}", highlight=False)
+        print_text(f"Feature sets: {sets}")
     if info.missing_raw:
-        err_console.print(f"Missing raw files: {', '.join(info.missing_raw)}", highlight=False)
+        print_text(f"Missing raw files: {', '.join(info.missing_raw)}")
     if info.missing_built:
-        err_console.print(
-            f"Not built yet: {', '.join(info.missing_built)} (run `nx build-data`)", highlight=False
+        print_text(f"Not built yet: {', '.join(info.missing_built)} (run `nx build-data`)")
+    if info.stale_temp_files:
+        print_text(
+            f"Temporary files of killed runs: {', '.join(info.stale_temp_files)} "
+            "(the next `nx build-data` removes them)",
+            style="yellow",
         )
 
 

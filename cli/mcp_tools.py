@@ -153,12 +153,16 @@ async def build_data(
     data_dir: DataDir = None,
     data_version: DataVersion = "v5.2",
     synthetic: Annotated[bool, Field(description="Generate synthetic data (no network).")] = False,
-    scale: Annotated[Literal["tiny", "small", "full"], Field(description="Synthetic size.")] = (
-        "small"
-    ),
-    seed: int = 42,
+    scale: Annotated[
+        Literal["tiny", "small", "full"] | None,
+        Field(description="Synthetic size (default: the synthetic set there, else small)."),
+    ] = None,
+    seed: Annotated[int | None, Field(description="Synthetic seed (default 42).")] = None,
     offline: Annotated[bool, Field(description="Use only raw files already there.")] = False,
     rebuild: bool = False,
+    replace_raw: Annotated[
+        bool, Field(description="Let synthetic files replace raw files nx did not make.")
+    ] = False,
 ) -> dict[str, Any]:
     """Get Numerai's raw files (download or synthetic) and build full.parquet, the benchmark
     file and their downsampled versions (nx build-data)."""
@@ -173,6 +177,7 @@ async def build_data(
             scale=scale,
             seed=seed,
             rebuild=rebuild,
+            replace_raw=replace_raw,
             download=not offline,
             progress=progress,
         ),

@@ -18,8 +18,10 @@ from nx.cli.common import (
     DataVersionOption,
     JsonOption,
     RichProgress,
+    cell,
     err_console,
     print_json,
+    print_text,
     table_console,
 )
 
@@ -197,7 +199,7 @@ def _render(summary: dict, rows: int, eras: int, notes: list[str], per_era: Path
                 continue
             s = sections[section]
             table.add_row(
-                col,
+                cell(col),
                 section,
                 _fmt(s["mean"]),
                 _fmt(s["std"]),
@@ -210,7 +212,7 @@ def _render(summary: dict, rows: int, eras: int, notes: list[str], per_era: Path
         if "feature_exposure" in sections:
             fe = sections["feature_exposure"]
             table.add_row(
-                col,
+                cell(col),
                 "max feature exposure",
                 _fmt(fe["mean_max"]),
                 f"max {_fmt(fe['max_max'])}",
@@ -222,9 +224,9 @@ def _render(summary: dict, rows: int, eras: int, notes: list[str], per_era: Path
             )
     console.print(table)
     for note in notes:
-        console.print(f"[dim]{note}[/dim]", highlight=False)
+        print_text(note, style="dim", console=console)
     if per_era is not None:
-        console.print(f"Per-era scores written to {per_era}", highlight=False)
+        print_text(f"Per-era scores written to {per_era}", console=console)
 
 
 def _fmt(value: float, digits: int = 4) -> str:

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from nx.cli.common import DEFAULT_DATA_DIR, DataDirOption, JsonOption, RichProgress, err_console
+from nx.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    JsonOption,
+    RichProgress,
+    cell,
+    err_console,
+    print_text,
+)
 
 DEMO_CONFIG = "baseline.toml"
 
@@ -62,7 +70,7 @@ def _render(rows: list[dict]) -> None:
         table.add_column(column, justify="left" if column == "config" else "right")
     for row in rows:
         table.add_row(
-            row["name"],
+            cell(row["name"]),
             number(row["corr_mean"]),
             number(row["corr_sharpe"]),
             number(row["bmc_mean"]),
@@ -70,10 +78,10 @@ def _render(rows: list[dict]) -> None:
         )
     err_console.print(table)
     for row in rows:
-        err_console.print(f"[bold]{row['name']}[/bold]", highlight=False)
+        print_text(row["name"], style="bold")
         for label in ("predictions", "results", "config", "model_dir"):
             if row[label]:
-                err_console.print(f"  {label + ':':13} {row[label]}", highlight=False)
+                print_text(f"  {label + ':':13} {row[label]}")
 
 
 def _train_all(
@@ -146,7 +154,7 @@ def demo(
     if json_out:
         print_json({"data_dir": str(data_dir), "configs": rows})
     else:
-        err_console.print(f"Data: {data_dir}", highlight=False)
+        print_text(f"Data: {data_dir}")
         _render(rows)
 
 

@@ -50,3 +50,62 @@ def test_atomic_output_uses_the_umask_mode(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("how", ["--debug", "NX_DEBUG"])
+def test_debug_shows_the_traceback_and_the_error_line(tmp_path, how):
+    args = ["build-data", "--offline", "--data-dir", tmp_path / "nowhere"]
+    if how == "--debug":
+        result = nx_run("--debug", *args)
+    else:
+        result = nx_run(*args, env={"NX_DEBUG": "1"})
+    assert result.returncode == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "nx.engine.errors.DataError" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: raw file")
+    plain = nx_run(*args, env={"NX_DEBUG": "0"})
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+
+
+def test_user_text_is_printed_without_rich_markup(tmp_path):
+    from tests.conftest import assert_user_error
+
+    odd = tmp_path / "add a [model.params] table [bold]x[/bold] [red]"
+    result = nx_run("build-data", "--offline", "--data-dir", odd)
+    assert_user_error(result, f"raw file {odd}/v5.2/train.parquet is missing")
+
+
+def test_print_helpers_keep_brackets(capsys):
+    from nx.cli.common import print_error, print_text, print_warning
+
+    print_error("add a [model.params] table")
+    print_warning("column [red] ignored")
+    print_text("[dim]as is[/dim]")
+    assert capsys.readouterr().err.splitlines() == [
+        "Error: add a [model.params] table",
+        "Warning: column [red] ignored",
+        "[dim]as is[/dim]",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("build-data", "--eras", "abc"), ("Invalid value for '--eras'", "nx build-data --help")),
+        (("build-data", "--nope"), ("No such option: --nope", "nx build-data --help")),
+        (
+            ("score", "p.csv", "--max-nan-fraction", "5"),
+            ("'--max-nan-fraction'", "nx score --help"),
+        ),
+        (("data", "info", "extra"), ("unexpected extra argument", "nx data info --help")),
+    ],
+)
+def test_usage_errors_are_one_line(args, fragments):
+    from tests.conftest import assert_user_error
+
+    assert_user_error(nx_run(*args), *fragments)
+
+
+def test_no_command_prints_the_help():
+    result = nx_run()
+    assert "Usage" in result.stdout + result.stderr and "Traceback" not in result.stderr

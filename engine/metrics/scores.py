@@ -219,8 +219,8 @@ def _check_kept(
         raise ScoringError(
             f"era {eras[int(e)]}: {what} of column '{columns[c]}' drops {dropped} of "
             f"{int(sizes[e])} rows with missing values ({dropped / sizes[e]:.0%}, limit "
-            f"{max_nan_fraction:.0%}); fill or remove them, or raise the limit with "
-            "--max-nan-fraction (max_nan_fraction=)"
+            f"{max_nan_fraction:.0%}); fill or remove them, or raise the limit "
+            "(--max-nan-fraction; max_nan_fraction in Python)"
         )
 
 

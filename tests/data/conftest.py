@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from nx.engine.data.synthetic import RAW_FILES
+from nx.engine.data.synthetic import RAW_FILES, SYNTHETIC_KEY
 
 
 @pytest.fixture
@@ -18,6 +21,19 @@ def raw_dir(tmp_path, tiny_data_dir) -> Path:
     for name in RAW_FILES:
         shutil.copy2(tiny_data_dir / "v5.2" / name, data_dir / "v5.2" / name)
     return data_dir
+
+
+def without_synthetic_marker(path: Path) -> bytes:
+    """The bytes of a tiny raw file as Numerai serves it: no ``nx_synthetic`` marker."""
+    if path.suffix == ".json":
+        document = json.loads(path.read_text())
+        document.pop(SYNTHETIC_KEY)
+        return json.dumps(document).encode()
+    table = pq.read_table(path)
+    metadata = {k: v for k, v in table.schema.metadata.items() if k != SYNTHETIC_KEY.encode()}
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.replace_schema_metadata(metadata), sink)
+    return sink.getvalue().to_pybytes()
 
 
 def listing(vdir: Path) -> set[str]:

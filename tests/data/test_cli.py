@@ -7,6 +7,7 @@ import json
 import pyarrow.parquet as pq
 
 from nx.engine.data.build import BUILT_FILES
+from nx.engine.data.manifest import MANIFEST
 from nx.engine.data.synthetic import RAW_FILES
 from tests.conftest import nx_run
 
@@ -18,7 +19,7 @@ def test_build_data_synthetic_tiny_writes_every_file(nx, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     vdir = tmp_path / "v5.2"
-    assert {p.name for p in vdir.iterdir()} == set(RAW_FILES) | set(BUILT_FILES)
+    assert {p.name for p in vdir.iterdir()} == {*RAW_FILES, *BUILT_FILES, MANIFEST}
     assert "full.parquet" in result.stderr and "built" in result.stderr
 
 
@@ -34,6 +35,7 @@ def test_build_data_json_and_reuse(nx, tmp_path):
         "rows": rows,
         "bytes": (tmp_path / "v5.2" / "full.parquet").stat().st_size,
         "status": "built",
+        "reason": "new",
     }
     again = json.loads(nx(*args).stdout)
     assert again["raw_source"] == "existing"

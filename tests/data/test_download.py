@@ -12,7 +12,7 @@ from numerapi.base_api import API_TOURNAMENT_URL
 from nx.engine.data.synthetic import RAW_FILES
 from tests.conftest import assert_user_error
 
-from .conftest import listing
+from .conftest import listing, without_synthetic_marker
 
 FILE_HOST = "https://numerai-datasets.test/files"
 
@@ -20,7 +20,7 @@ FILE_HOST = "https://numerai-datasets.test/files"
 @pytest.fixture
 def served(tiny_data_dir):
     """The tiny raw files as Numerai would serve them: {"v5.2/<file>": bytes}."""
-    return {f"v5.2/{n}": (tiny_data_dir / "v5.2" / n).read_bytes() for n in RAW_FILES}
+    return {f"v5.2/{n}": without_synthetic_marker(tiny_data_dir / "v5.2" / n) for n in RAW_FILES}
 
 
 def _mock_numerai(mock, served, *, missing=()):
