@@ -7,6 +7,8 @@ predictions) and joined by id into one frame for :func:`nx.engine.metrics.score`
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,18 +205,29 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
                 f"prediction column '{col}' not in {inputs.predictions}; columns there: "
                 f"{', '.join(columns)}"
             )
-        dtype = _schema(preds)[col]
+    need_join = era_col not in columns or target_col not in columns or inputs.features
+    keep = [c for c in (id_col, era_col, target_col) if c in columns] + pred_cols
+    frame = preds.select(list(dict.fromkeys(keep))).collect()
+    if frame.height == 0:  # checked first: a header-only CSV has String columns
+        raise DataError(f"{inputs.predictions} has no rows; nothing to score")
+    for col in pred_cols:
+        dtype = frame.schema[col]
+        if frame[col].null_count() == frame.height:
+            raise DataError(
+                f"prediction column '{col}' of {inputs.predictions} has no values; "
+                "write the predictions into it"
+            )
         if not dtype.is_numeric():
             raise DataError(
                 f"prediction column '{col}' of {inputs.predictions} is {dtype}, not numeric; "
                 "score numeric columns only"
             )
-    need_join = era_col not in columns or target_col not in columns or inputs.features
-    keep = [c for c in (id_col, era_col, target_col) if c in columns] + pred_cols
-    frame = preds.select(list(dict.fromkeys(keep))).collect()
-    if frame.height == 0:
-        raise DataError(f"{inputs.predictions} has no rows; nothing to score")
     has_id = id_col in frame.columns
+    if has_id and frame[id_col].null_count():
+        raise DataError(
+            f"{frame[id_col].null_count()} rows of {inputs.predictions} have no id in "
+            f"'{id_col}'; give every row an id"
+        )
     if not has_id and (need_join or inputs.meta_model or inputs.benchmark_data):
         raise DataError(
             f"{inputs.predictions} has no id column '{id_col}' to join era/target/benchmark "
@@ -242,15 +255,18 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
             wanted += [c for c in feature_cols if c not in frame.columns]
         sources.append((str(data_path), data.select(id_col, *wanted), True))
         notes.append(f"era/target joined from {data_path}")
+    # benchmark and meta model keep their names (messages name them) unless taken
+    taken = set(frame.columns) | {c for _, table, _ in sources for c in _schema(table).names()}
     benchmark_col = None
     bench = _benchmark_values(inputs, frame, id_col, notes, progress)
     if bench is not None:
+        bench, benchmark_col = _renamed(bench, BENCHMARK_COL, taken)
         sources.append((notes[-1].rsplit(" from ", 1)[-1], bench, False))
-        benchmark_col = BENCHMARK_COL
+        taken.add(benchmark_col)
     meta_col = None
     if inputs.meta_model is not None:
-        sources.append((str(inputs.meta_model), _meta_values(inputs, id_col), False))
-        meta_col = META_COL
+        meta, meta_col = _renamed(_meta_values(inputs, id_col), META_COL, taken)
+        sources.append((str(inputs.meta_model), meta, False))
     if has_id and not sources:
         _check_unique_ids(frame[id_col], _id_keys(frame[id_col])[2], inputs.predictions)
     if sources:
@@ -412,7 +428,16 @@ def _benchmark_values(
     if not _schema(bench)[column].is_numeric():
         raise DataError(f"benchmark column '{column}' of {path} is not numeric")
     notes.append(f"BMC against {column} from {path}")
-    return bench.select(id_col, pl.col(column).cast(pl.Float64).alias(BENCHMARK_COL))
+    return bench.select(id_col, pl.col(column).cast(pl.Float64))
+
+
+def _renamed(table: pl.LazyFrame, fallback: str, taken: set[str]) -> tuple[pl.LazyFrame, str]:
+    """``table``'s (id, value) with the value column keeping its name, or named
+    ``fallback`` when another column of the joined frame has that name."""
+    name = _schema(table).names()[1]
+    if name in taken:
+        return table.rename({name: fallback}), fallback
+    return table, name
 
 
 def _meta_values(inputs: ScoreInputs, id_col: str) -> pl.LazyFrame:
@@ -421,19 +446,65 @@ def _meta_values(inputs: ScoreInputs, id_col: str) -> pl.LazyFrame:
     schema = _schema(meta)
     if id_col not in schema.names():
         raise DataError(f"meta model file {path} has no '{id_col}' column; check --id-col")
-    if META_MODEL_COL in schema.names():
-        column = META_MODEL_COL
-    else:
-        numeric = [c for c, d in schema.items() if d.is_numeric() and c not in _RESERVED]
-        if len(numeric) != 1:
-            raise DataError(
-                f"meta model file {path} has no '{META_MODEL_COL}' column; give a file "
-                "with that column"
-            )
-        column = numeric[0]
-    return meta.select(id_col, pl.col(column).cast(pl.Float64).alias(META_COL))
+    if META_MODEL_COL not in schema.names():
+        shown = ", ".join(c for c in schema.names() if c != id_col)
+        raise DataError(
+            f"meta model file {path} has no '{META_MODEL_COL}' column (columns there: "
+            f"{shown}); pass Numerai's meta_model.parquet to --meta-model"
+        )
+    if not schema[META_MODEL_COL].is_numeric():
+        raise DataError(f"'{META_MODEL_COL}' of {path} is {schema[META_MODEL_COL]}, not numeric")
+    return meta.select(id_col, pl.col(META_MODEL_COL).cast(pl.Float64))
 
 
 def score_document(frame: ScoreFrame, summary: dict[str, Any], n_eras: int) -> dict[str, Any]:
     """The ``nx score --json`` document: rows, eras and the per-column summary."""
     return {"rows": frame.frame.height, "eras": n_eras, "columns": summary}
+
+
+PER_ERA_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+def check_per_era_path(path: Path) -> None:
+    """Refuse, before any work, a per-era file nx could not write: an unknown
+    extension, a directory, a folder that is a file or that cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(
+            f"--per-era {path} is a directory; give a file name such as {path}/per_era.parquet"
+        )
+    if path.suffix.lower() not in PER_ERA_FORMATS:
+        raise DataError(
+            f"--per-era {path}: name the file .parquet or .csv (the format follows the extension)"
+        )
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # atomic_output creates the missing folders
+    if not folder.is_dir():
+        raise DataError(f"--per-era {path}: {folder} is a file, not a folder; choose another path")
+    try:  # the real test (permissions, read-only mounts): create a file there
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise DataError(
+            f"--per-era {path}: cannot write in {folder} ({error.strerror}); choose a "
+            "writable folder"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def write_per_era(table: pl.DataFrame, path: Path) -> None:
+    """Write the per-era table atomically as parquet or CSV (by extension)."""
+    from nx.engine.paths import atomic_output
+
+    path = Path(path)
+    try:
+        with atomic_output(path) as tmp:
+            if PER_ERA_FORMATS[path.suffix.lower()] == "csv":
+                table.with_columns(pl.col("era").cast(pl.String)).write_csv(tmp)
+            else:
+                table.write_parquet(tmp)
+    except OSError as error:
+        raise DataError(
+            f"cannot write {path} ({error.strerror or error}); free space or choose another path"
+        ) from None

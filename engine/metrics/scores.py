@@ -16,11 +16,18 @@ Vocabulary (numerai-tools'), per era:
   neutralize(gaussian(tie_kept_rank(p)), X) (ranked over rows with p present);
 - ``feature_exposure``: max over features of |Pearson(p, feature)|.
 
-NaN policy: an era in which a score keeps fewer than ``1 - max_nan_fraction`` of
-its rows raises :class:`~nx.engine.errors.ScoringError` naming the era; a constant
+NaN policy: NaN (or null) is a missing value; an era in which a score keeps fewer
+than ``1 - max_nan_fraction`` of its rows raises :class:`~nx.engine.errors.ScoringError`
+naming the era; a constant
 prediction or a one-row era gives NaN for that era. Eras whose target is entirely
 missing (not resolved yet) are not scored; eras where the benchmark or meta model is
 entirely missing are left out of BMC/MMC.
+
+Infinite values (+inf, -inf) are errors, not missing values: every function below
+raises :class:`~nx.engine.errors.ScoringError` naming the column, how many infinite
+values it holds and the first era with one, before computing anything (numerai-tools
+would rank an infinite prediction as the largest value and turn an infinite target into
+NaN or -1 correlations, numbers that look like results).
 
 The summary of a per-era series (eras sorted) is its mean, std (ddof 0), sharpe
 (mean/std) and max drawdown (largest fall of the cumulative sum from its running
@@ -168,6 +175,41 @@ def _one_era(n: int) -> np.ndarray:
     return np.zeros(n, dtype=np.int64)
 
 
+def _reject_infinite(
+    values: np.ndarray, layout: EraLayout | None, names: Sequence[str], what: str
+) -> None:
+    """Raise for the first column of ``values`` (``(columns, rows)``, rows in era
+    order) holding +-inf: the message names it, its count of infinite values and the
+    first era with one."""
+    if values.dtype.kind != "f" or values.size == 0:
+        return
+    infinite = np.isinf(values)
+    if not infinite.any():
+        return
+    c = int(np.flatnonzero(infinite.any(axis=1))[0])
+    rows = np.flatnonzero(infinite[c])
+    where = ""
+    if layout is not None and len(layout.offsets) > 2:
+        era = int(np.searchsorted(layout.offsets, rows[0], side="right")) - 1
+        where = f" (first in era {layout.eras[era]})"
+    raise ScoringError(
+        f"{what} column '{names[c]}' has {len(rows)} infinite value"
+        f"{'s' if len(rows) != 1 else ''}{where}; nx scores finite numbers only (NaN counts "
+        "as missing): replace them with finite values or NaN"
+    )
+
+
+def _column_names(values: Any, n: int, what: str) -> list[str]:
+    """Names for messages: a frame's columns, a series' name, else positions."""
+    columns = getattr(values, "columns", None)
+    if columns is not None and len(columns) == n:
+        return [str(c) for c in columns]
+    name = getattr(values, "name", None)
+    if n == 1:
+        return [str(name) if name is not None else what]
+    return [str(i) for i in range(n)]
+
+
 # ------------------------------------------------------------------ low-level API
 
 
@@ -178,7 +220,9 @@ def tie_kept_rank(values: Any, eras: Any = None) -> np.ndarray:
     """
     x = _matrix(values)
     layout = _as_layout(_one_era(x.shape[1]) if eras is None else eras)
-    out = layout.restore(kernels.tie_kept_rank_eras(layout.take_columns(x), layout.offsets))
+    x = layout.take_columns(x)
+    _reject_infinite(x, layout, _column_names(values, x.shape[0], "values"), "values")
+    out = layout.restore(kernels.tie_kept_rank_eras(x, layout.offsets))
     return _shape_like(out, values)
 
 
@@ -186,7 +230,9 @@ def gaussianize(values: Any, eras: Any = None, power: bool = False) -> np.ndarra
     """ndtri(tie_kept_rank(values)) per era, then sign(x)|x|^1.5 when ``power``."""
     x = _matrix(values)
     layout = _as_layout(_one_era(x.shape[1]) if eras is None else eras)
-    out = kernels.gauss_rank_eras(layout.take_columns(x), layout.offsets, power)
+    x = layout.take_columns(x)
+    _reject_infinite(x, layout, _column_names(values, x.shape[0], "values"), "values")
+    out = kernels.gauss_rank_eras(x, layout.offsets, power)
     return _shape_like(layout.restore(out), values)
 
 
@@ -238,8 +284,11 @@ def numerai_corr(
     p = _matrix(predictions)
     t = _matrix(target, p.shape[1])[0]
     layout = _as_layout(_one_era(p.shape[1]) if eras is None else eras)
-    corr, kept = kernels.numerai_corr_eras(layout.take_columns(p), layout.take(t), layout.offsets)
-    names = [str(i) for i in range(p.shape[0])]
+    p, t = layout.take_columns(p), layout.take(t)
+    names = _column_names(predictions, p.shape[0], "predictions")
+    _reject_infinite(p, layout, names, "prediction")
+    _reject_infinite(t[None], layout, _column_names(target, 1, "target"), "target")
+    corr, kept = kernels.numerai_corr_eras(p, t, layout.offsets)
     _check_kept(kept, np.diff(layout.offsets), max_nan_fraction, layout.eras, names, "corr")
     return corr[:, 0] if np.ndim(predictions) == 1 else corr
 
@@ -262,14 +311,12 @@ def correlation_contribution(
     m = _matrix(reference, p.shape[1])
     t = _matrix(target, p.shape[1])[0]
     layout = _as_layout(_one_era(p.shape[1]) if eras is None else eras)
-    _, contrib, _, kept = kernels.score_eras(
-        layout.take_columns(p),
-        layout.take(t),
-        layout.take_columns(m),
-        layout.offsets,
-        np.zeros(1, dtype=np.bool_),
-    )
-    names = [str(i) for i in range(p.shape[0])]
+    p, m, t = layout.take_columns(p), layout.take_columns(m), layout.take(t)
+    names = _column_names(predictions, p.shape[0], "predictions")
+    _reject_infinite(p, layout, names, "prediction")
+    _reject_infinite(m, layout, _column_names(reference, 1, "reference"), "reference")
+    _reject_infinite(t[None], layout, _column_names(target, 1, "target"), "target")
+    _, contrib, _, kept = kernels.score_eras(p, t, m, layout.offsets, np.zeros(1, dtype=np.bool_))
     sizes = np.diff(layout.offsets)
     _check_kept(kept[:, :, 1], sizes, max_nan_fraction, layout.eras, names, "contribution")
     return contrib[:, 0, 0] if np.ndim(predictions) == 1 else contrib[:, :, 0]
@@ -292,6 +339,8 @@ def neutralize(
         raise ScoringError("neutralize: values and neutralizers must not contain NaN")
     layout = _as_layout(_one_era(y.shape[0]) if eras is None else eras)
     ys, xs = layout.take(y), layout.take(x)
+    _reject_infinite(ys.T, layout, _column_names(values, ys.shape[1], "values"), "values")
+    _reject_infinite(xs.T, layout, _column_names(neutralizers, xs.shape[1], "x"), "neutralizer")
     out = np.empty_like(ys)
     for e in range(len(layout.offsets) - 1):
         lo, hi = layout.offsets[e], layout.offsets[e + 1]
@@ -388,9 +437,13 @@ def feature_neutral_corr(
     t = _matrix(target, p.shape[1])[0]
     x = np.asarray(features.to_numpy() if isinstance(features, pl.DataFrame) else features)
     layout = _as_layout(_one_era(p.shape[1]) if eras is None else eras)
-    neutral, degenerate = _fnc_inputs(layout.take_columns(p), layout.take(x), layout, NO_PROGRESS)
-    fnc, kept = kernels.numerai_corr_eras(neutral, layout.take(t), layout.offsets)
-    names = [str(i) for i in range(p.shape[0])]
+    p, x, t = layout.take_columns(p), layout.take(x), layout.take(t)
+    names = _column_names(predictions, p.shape[0], "predictions")
+    _reject_infinite(p, layout, names, "prediction")
+    _reject_infinite(t[None], layout, _column_names(target, 1, "target"), "target")
+    _reject_infinite(x.T, layout, _column_names(features, x.shape[1], "feature"), "feature")
+    neutral, degenerate = _fnc_inputs(p, x, layout, NO_PROGRESS)
+    fnc, kept = kernels.numerai_corr_eras(neutral, t, layout.offsets)
     sizes = np.diff(layout.offsets)
     _check_kept(kept, sizes, max_nan_fraction, layout.eras, names, "fnc", degenerate)
     return fnc[:, 0] if np.ndim(predictions) == 1 else fnc
@@ -402,9 +455,10 @@ def feature_exposure(predictions: Any, features: Any, eras: Any = None) -> np.nd
     p = _matrix(predictions)
     x = np.asarray(features.to_numpy() if isinstance(features, pl.DataFrame) else features)
     layout = _as_layout(_one_era(p.shape[1]) if eras is None else eras)
-    out = kernels.exposure_eras(
-        layout.take_columns(p), np.ascontiguousarray(layout.take(x)), layout.offsets
-    )
+    p, x = layout.take_columns(p), np.ascontiguousarray(layout.take(x))
+    _reject_infinite(p, layout, _column_names(predictions, p.shape[0], "predictions"), "prediction")
+    _reject_infinite(x.T, layout, _column_names(features, x.shape[1], "feature"), "feature")
+    out = kernels.exposure_eras(p, x, layout.offsets)
     return out[:, 0] if np.ndim(predictions) == 1 else out
 
 
@@ -413,6 +467,7 @@ def summarize(per_era: Any) -> dict[str, float]:
     (NaN when std is 0), max_drawdown = max(running max of cumsum - cumsum), NaN eras
     skipped; ``nan_eras`` counts them and ``eras`` counts all."""
     values = np.asarray(per_era, dtype=np.float64)
+    _reject_infinite(values.reshape(1, -1), None, ["per_era"], "per-era score")
     mean, std, sharpe, drawdown, n_nan = kernels.summary_stats(values)
     return {
         "mean": float(mean),
@@ -523,6 +578,11 @@ def score(
         )
     starts, sizes = layout.offsets[:-1], np.diff(layout.offsets)
     eras = layout.eras
+    _reject_infinite(target[None], layout, [target_col], "target")
+    _reject_infinite(preds, layout, pred_cols, "prediction")
+    for r, ref_col in enumerate(refs_cols):
+        what = "benchmark" if ref_col == benchmark_col else "meta model"
+        _reject_infinite(refs[r : r + 1], layout, [ref_col], what)
 
     with progress.task("Scoring", total=None):
         corr_with_ref = np.array([c == benchmark_col for c in refs_cols], dtype=np.bool_)
@@ -547,6 +607,7 @@ def score(
             columns["corr_with_benchmark"] = np.where(has_ref[:, None], cwr[:, :, r], np.nan)
     if feature_cols:
         features = _feature_matrix(df, feature_cols)[source_rows]
+        _reject_infinite(features.T, layout, feature_cols, "feature")
         neutral, degenerate = _fnc_inputs(preds, features, layout, progress)
         fnc, fnc_kept = kernels.numerai_corr_eras(neutral, target, layout.offsets)
         _check_kept(fnc_kept, sizes, max_nan_fraction, eras, pred_cols, "fnc", degenerate)
