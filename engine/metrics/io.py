@@ -68,11 +68,12 @@ def warm_kernels_in_background() -> threading.Thread:
     polars does without the GIL. Join the thread before scoring."""
 
     def warm() -> None:
-        from nx.engine.metrics import kernels
+        from nx.engine.metrics import join, kernels
 
         keys = np.zeros(1, dtype=np.uint64)
-        rows = np.zeros(1, dtype=np.int64)
-        kernels.match_sorted(keys, rows, keys, rows)  # the join's kernel, as it is called
+        keys.flags.writeable = False  # as polars hands the hashes over
+        index = join.index_keys(keys, keys)  # the join's kernels
+        join.lookup(*index[:-1], keys, keys)
         # and the scoring kernels with the argument types metrics.score gives them
         values = np.zeros((1, 2))
         offsets = np.array([0, 2], dtype=np.int64)
@@ -268,36 +269,31 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
         meta, meta_col = _renamed(_meta_values(inputs, id_col), META_COL, taken)
         sources.append((str(inputs.meta_model), meta, False))
     if has_id and not sources:
-        _check_unique_ids(frame[id_col], _id_keys(frame[id_col])[2], inputs.predictions)
+        _IdIndex(frame[id_col], inputs.predictions)  # the duplicate check
     if sources:
         names = ", ".join(Path(path).name for path, _, _ in sources)
         with progress.task(f"Joining by id: {names}", total=None):
             from concurrent.futures import ThreadPoolExecutor
 
-            # reading the files, hashing/sorting the ids and aligning each file release
-            # the GIL: overlap them
-            with ThreadPoolExecutor(max_workers=2) as pool:
+            # polars reads the files without the GIL while this thread indexes the
+            # predictions' ids (numba, also without the GIL)
+            with ThreadPoolExecutor(max_workers=1) as pool:
                 reading = pool.submit(pl.collect_all, [table for _, table, _ in sources])
-                # the other worker keys the files' ids as soon as they are read, while
-                # this thread keys the predictions' (also for the duplicate check)
-                keying = pool.submit(lambda: _right_keys(reading.result(), id_col))
-                left = _id_keys(frame[id_col])
-                _check_unique_ids(frame[id_col], left[2], inputs.predictions)
+                index = _IdIndex(frame[id_col], inputs.predictions)
                 tables = reading.result()
-                alignments = _align_all(pool, left, tables, id_col, keying.result())
-            for (path, _, must_match), table, aligned in zip(
-                sources, tables, alignments, strict=True
-            ):
+            done: list[tuple[pl.Series, tuple[np.ndarray, np.ndarray] | None]] = []
+            for (path, _, must_match), table in zip(sources, tables, strict=True):
+                aligned, found = index.align(table, id_col, done)
                 if aligned is None:  # duplicate ids or a hash collision: plain join
-                    aligned = frame.select(id_col).join(table, on=id_col, how="left")
+                    aligned = frame.select(id_col).join(
+                        table, on=id_col, how="left", maintain_order="left"
+                    )
                     if aligned.height != frame.height:
                         raise DataError(
                             f"{path} has duplicate ids in '{id_col}'; keep one row per id"
                         )
                     aligned = aligned.drop(id_col)
-                    found = aligned.height - aligned[aligned.columns[0]].null_count()
-                else:
-                    aligned, found = aligned
+                    found = frame[id_col].is_in(table[id_col]).sum()
                 if must_match and found < frame.height:
                     raise DataError(
                         f"{frame.height - found} of {frame.height} ids of {inputs.predictions} "
@@ -316,64 +312,54 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
     )
 
 
-def _check_unique_ids(ids: pl.Series, sorted_hashes: np.ndarray, path: Path) -> None:
-    """Distinct hashes prove distinct ids; only on a tie are the strings compared."""
-    if not np.any(sorted_hashes[1:] == sorted_hashes[:-1]):
-        return
-    n_unique = ids.n_unique()
-    if n_unique != len(ids):
-        raise DataError(
-            f"{path} has {len(ids) - n_unique} duplicate ids in '{ids.name}'; keep one row per id"
-        )
+class _IdIndex:
+    """The predictions' ids as two independent 64-bit hashes in the hash join of
+    :mod:`nx.engine.metrics.join` (equal pairs mean equal ids: a chance collision of
+    both is about 1e-26 for millions of ids), which each file's ids are looked up in.
+    Building it is the duplicate check: distinct pairs prove distinct ids, and only
+    on a repeated pair are the strings compared."""
 
+    def __init__(self, ids: pl.Series, path: Path) -> None:
+        from nx.engine.metrics.join import index_keys
 
-def _right_keys(tables: list[pl.DataFrame], id_col: str) -> list:
-    """Per table: :func:`_id_keys` of its ids, or the index of an earlier table with
-    the same id column (the data and benchmark files of one version usually share
-    it), whose row match it then reuses."""
-    out: list = []
-    for t, table in enumerate(tables):
-        same = next(
-            (
-                u
-                for u in range(t)
-                if not isinstance(out[u], int) and table[id_col].equals(tables[u][id_col])
-            ),
-            None,
-        )
-        out.append(same if same is not None else _id_keys(table[id_col]))
-    return out
+        self.ids = ids
+        self.table: tuple | None = index_keys(*_hashes(ids))
+        if self.table[-1]:
+            n_unique = ids.n_unique()
+            if n_unique != len(ids):
+                raise DataError(
+                    f"{path} has {len(ids) - n_unique} duplicate ids in '{ids.name}'; "
+                    "keep one row per id"
+                )
+            self.table = None  # a collision of both hashes: the plain join decides
 
+    def align(
+        self, table: pl.DataFrame, id_col: str, done: list
+    ) -> tuple[pl.DataFrame | None, int]:
+        """``table``'s columns (but id) in the order of the predictions' ids and how
+        many ids were found; ``(None, 0)`` when the plain join must do it (repeated
+        ids, a hash collision). ``done`` holds the ids and row match of the tables
+        aligned before: the data and benchmark files of one version share them."""
+        ids = table[id_col]
+        if ids.equals(self.ids):  # the same ids in the same order: nothing to move
+            return table.drop(id_col), len(ids)
+        match = next((m for other, m in done if ids.equals(other)), False)
+        if match is False:
+            match = self._match(ids)
+            done.append((ids, match))
+        return (None, 0) if match is None else _gather(table, id_col, *match)
 
-def _align_all(pool, left, tables: list[pl.DataFrame], id_col: str, right_keys: list) -> list:
-    """Each table's columns in the order of the left ids (see :func:`_gather`), the
-    matches on the pool; None for a table with repeated ids or a hash collision."""
-    from nx.engine.metrics.kernels import match_sorted
+    def _match(self, ids: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
+        from nx.engine.metrics.join import lookup
 
-    def match(right):
-        rows, duplicate = match_sorted(left[2], left[3], right[2], right[3])
-        found = rows >= 0
-        if duplicate or not np.array_equal(right[1][rows[found]], left[1][found]):
+        if self.table is None:
             return None
-        return rows, found
-
-    own = [t for t, keys in enumerate(right_keys) if not isinstance(keys, int)]
-    matched = dict(zip(own, pool.map(lambda t: match(right_keys[t]), own), strict=True))
-    out = []
-    for t, table in enumerate(tables):
-        keys = right_keys[t]
-        m = matched[keys if isinstance(keys, int) else t]
-        out.append(None if m is None else _gather(table, id_col, *m))
-    return out
+        rows, repeated = lookup(*self.table[:-1], *_hashes(ids))
+        return None if repeated else (rows, rows >= 0)
 
 
-def _id_keys(ids: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Two independent 64-bit hashes of the ids (equal pairs mean equal ids: a chance
-    collision of both is about 1e-26 for millions of ids), plus the first hash sorted
-    and its sorting order, for :func:`nx.engine.metrics.kernels.match_sorted`."""
-    first = ids.hash(_SEEDS[0]).to_numpy()
-    order = np.argsort(first)  # numpy's SIMD sort: ~0.1 s for 3M keys
-    return first, ids.hash(_SEEDS[1]).to_numpy(), first[order], order
+def _hashes(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    return ids.hash(_SEEDS[0]).to_numpy(), ids.hash(_SEEDS[1]).to_numpy()
 
 
 def _gather(
