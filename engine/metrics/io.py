@@ -281,10 +281,12 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
                 reading = pool.submit(pl.collect_all, [table for _, table, _ in sources])
                 index = _IdIndex(frame[id_col], inputs.predictions)
                 tables = reading.result()
-            done: list[tuple[pl.Series, tuple[np.ndarray, np.ndarray] | None]] = []
-            for (path, _, must_match), table in zip(sources, tables, strict=True):
-                aligned, found = index.align(table, id_col, done)
-                if aligned is None:  # duplicate ids or a hash collision: plain join
+            done: list[tuple[pl.Series, Any]] = []
+            matches = [index.match(table[id_col], done) for table in tables]
+            order = _frame_order(sources, tables, matches)
+            columns = [_take(frame.drop(id_col), order)]
+            for (path, _, must_match), table, rows in zip(sources, tables, matches, strict=True):
+                if rows is False:  # duplicate ids or a hash collision: plain join
                     aligned = frame.select(id_col).join(
                         table, on=id_col, how="left", maintain_order="left"
                     )
@@ -292,14 +294,20 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
                         raise DataError(
                             f"{path} has duplicate ids in '{id_col}'; keep one row per id"
                         )
-                    aligned = aligned.drop(id_col)
-                    found = frame[id_col].is_in(table[id_col]).sum()
+                    aligned = _take(aligned.drop(id_col), order)
+                    found = int(frame[id_col].is_in(table[id_col]).sum())
+                elif rows is None:  # the predictions' ids in their order
+                    aligned, found = _take(table.drop(id_col), order), frame.height
+                else:
+                    found = int(np.count_nonzero(rows >= 0))
+                    aligned = _take(table.drop(id_col), rows if order is None else rows[order])
                 if must_match and found < frame.height:
                     raise DataError(
                         f"{frame.height - found} of {frame.height} ids of {inputs.predictions} "
                         f"are not in {path}; score predictions for that data (or pass --data)"
                     )
-                frame = frame.hstack(aligned)
+                columns.append(aligned)
+            frame = pl.concat(columns, how="horizontal")
     return ScoreFrame(
         frame=frame,
         pred_cols=pred_cols,
@@ -333,61 +341,73 @@ class _IdIndex:
                 )
             self.table = None  # a collision of both hashes: the plain join decides
 
-    def align(
-        self, table: pl.DataFrame, id_col: str, done: list
-    ) -> tuple[pl.DataFrame | None, int]:
-        """``table``'s columns (but id) in the order of the predictions' ids and how
-        many ids were found; ``(None, 0)`` when the plain join must do it (repeated
-        ids, a hash collision). ``done`` holds the ids and row match of the tables
-        aligned before: the data and benchmark files of one version share them."""
-        ids = table[id_col]
-        if ids.equals(self.ids):  # the same ids in the same order: nothing to move
-            return table.drop(id_col), len(ids)
-        match = next((m for other, m in done if ids.equals(other)), False)
-        if match is False:
+    def match(self, ids: pl.Series, done: list) -> np.ndarray | None | bool:
+        """For each prediction the row of ``ids`` with its id (-1 when none); None
+        when ``ids`` are the predictions' ids in their order, False when the plain
+        join must do it (repeated ids, a hash collision). ``done`` holds the ids and
+        match of the files aligned before: the data and benchmark files of one
+        version share them."""
+        if ids.equals(self.ids):
+            return None
+        match = next((m for other, m in done if ids.equals(other)), None)
+        if match is None:
             match = self._match(ids)
             done.append((ids, match))
-        return (None, 0) if match is None else _gather(table, id_col, *match)
+        return match
 
-    def _match(self, ids: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    def _match(self, ids: pl.Series) -> np.ndarray | bool:
         from nx.engine.metrics.join import lookup
 
         if self.table is None:
-            return None
+            return False
         rows, repeated = lookup(*self.table[:-1], *_hashes(ids))
-        return None if repeated else (rows, rows >= 0)
+        return False if repeated else rows
 
 
 def _hashes(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return ids.hash(_SEEDS[0]).to_numpy(), ids.hash(_SEEDS[1]).to_numpy()
 
 
-def _gather(
-    table: pl.DataFrame, id_col: str, rows: np.ndarray, found: np.ndarray
-) -> tuple[pl.DataFrame, int]:
-    """``table``'s columns (but id) in the order of the left ids (``rows[i]``: the row
-    of left id i, -1 when missing: null/NaN there) and how many were found."""
-    n_found = int(found.sum())
-    safe = np.where(found, rows, 0)
+def _frame_order(sources: list, tables: list[pl.DataFrame], matches: list) -> np.ndarray | None:
+    """The order of the joined rows: the data file's (its rows are read in order, and
+    its eras usually come sorted, so scoring moves no rows) when every prediction is
+    in it at a known row; else the predictions' order (None). Entry k is the
+    prediction that becomes row k."""
+    for (_, _, must_match), table, rows in zip(sources, tables, matches, strict=True):
+        if must_match:
+            if not isinstance(rows, np.ndarray) or np.any(rows < 0):
+                return None
+            prediction_of = np.full(table.height, -1, dtype=np.int64)
+            prediction_of[rows] = np.arange(len(rows))
+            return prediction_of[prediction_of >= 0]
+    return None
+
+
+def _take(table: pl.DataFrame, rows: np.ndarray | None) -> pl.DataFrame:
+    """``table``'s rows ``rows`` (-1: a missing row, null/NaN there); all of it, as
+    it is, when ``rows`` is None or every row in order."""
+    if rows is None or (len(rows) == table.height and np.array_equal(rows, np.arange(len(rows)))):
+        return table
+    found = rows >= 0
+    complete = bool(found.all())
+    safe = rows if complete else np.where(found, rows, 0)
     columns = []
     for col in table.columns:
-        if col == id_col:
-            continue
         series = table[col]
         if series.dtype.is_numeric() and series.null_count() == 0:
             values = series.to_numpy()[safe]
-            if n_found < len(rows):
+            if not complete:
                 values = np.where(found, values, np.nan)
             columns.append(pl.Series(col, values))
         else:
-            if series.dtype == pl.String and col != id_col:
+            if series.dtype == pl.String:
                 # few distinct labels (eras): gather small codes, not strings
                 series = series.cast(pl.Enum(series.unique().sort().to_list()))
             index = pl.Series(safe, dtype=pl.Int64)
-            if n_found < len(rows):
+            if not complete:
                 index = pl.select(pl.when(pl.lit(found)).then(index)).to_series()
             columns.append(series.gather(index).alias(col))
-    return pl.DataFrame(columns), n_found
+    return pl.DataFrame(columns)
 
 
 def _benchmark_values(

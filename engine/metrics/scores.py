@@ -89,7 +89,7 @@ class EraLayout:
         if isinstance(labels.dtype, pl.Enum):
             # Enum eras (as nx score reads them): remap the physical codes
             categories = pl.Series(labels.dtype.categories, dtype=pl.String)
-            physical = labels.to_physical().to_numpy().astype(np.int64)
+            physical = labels.to_physical().to_numpy()
             used = np.flatnonzero(np.bincount(physical, minlength=len(categories)))
             self.eras = _sorted_eras(categories.gather(used))
             position = np.zeros(len(categories), dtype=np.int64)
@@ -101,7 +101,11 @@ class EraLayout:
         counts = np.bincount(codes, minlength=len(self.eras))
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.identity = bool(np.all(codes[1:] >= codes[:-1])) if len(codes) else True
-        self.order = None if self.identity else kernels.counting_order(codes, len(self.eras))
+        self.order = (
+            None
+            if self.identity
+            else kernels.counting_order(codes.astype(np.int64, copy=False), len(self.eras))
+        )
         self.n_rows = len(codes)
 
     def take(self, values: np.ndarray) -> np.ndarray:
@@ -133,14 +137,13 @@ class EraLayout:
 
 
 def _era_codes(labels: pl.Series, eras: pl.Series) -> np.ndarray:
-    """Position of each row's era in ``eras`` (a hash lookup, no sort)."""
+    """Position of each row's era in ``eras`` (a hash lookup, no sort), as small
+    unsigned (String eras) or 64-bit integers."""
     if labels.dtype == pl.String:
-        codes = labels.cast(pl.Enum(eras.to_list())).to_physical()
-    else:
-        lookup = pl.DataFrame({"era": eras, "code": np.arange(len(eras))})
-        codes = labels.to_frame("era").join(lookup, on="era", how="left", maintain_order="left")
-        codes = codes["code"]
-    return codes.to_numpy().astype(np.int64)
+        return labels.cast(pl.Enum(eras.to_list())).to_physical().to_numpy()
+    lookup = pl.DataFrame({"era": eras, "code": np.arange(len(eras))})
+    codes = labels.to_frame("era").join(lookup, on="era", how="left", maintain_order="left")
+    return codes["code"].to_numpy().astype(np.int64)
 
 
 def _sorted_eras(unique: pl.Series) -> pl.Series:
@@ -558,25 +561,24 @@ def score(
     refs = _column_matrix(df, refs_cols, "benchmark/meta model")
 
     layout = EraLayout(df[era_col])
-    source_rows = np.arange(layout.n_rows) if layout.order is None else layout.order
-    target = target[source_rows]
-    preds = preds[:, source_rows]
-    refs = refs[:, source_rows]
+    source_rows = layout.order  # None: the rows are in era order already
+    if source_rows is not None:
+        target, preds, refs = target[source_rows], preds[:, source_rows], refs[:, source_rows]
     # Eras with no target at all are not resolved yet: nothing to score there.
     if layout.n_rows == 0:
         raise ScoringError("no rows to score")
-    has_target = np.add.reduceat(~np.isnan(target), layout.offsets[:-1]) > 0
+    has_target = _eras_with_values(target, layout.offsets)
     if not has_target.any():
         raise ScoringError(f"no era has any '{target_col}' value; nothing to score")
     if not has_target.all():
         layout, rows = layout.subset(has_target)
         source_rows, target, preds, refs = (
-            source_rows[rows],
+            rows if source_rows is None else source_rows[rows],
             target[rows],
             preds[:, rows],
             refs[:, rows],
         )
-    starts, sizes = layout.offsets[:-1], np.diff(layout.offsets)
+    sizes = np.diff(layout.offsets)
     eras = layout.eras
     _reject_infinite(target[None], layout, [target_col], "target")
     _reject_infinite(preds, layout, pred_cols, "prediction")
@@ -594,7 +596,7 @@ def score(
     in_section: dict[str, np.ndarray] = {}  # metric -> per era: does the era count
     n_refs = len(refs_cols)
     for r, ref_col in enumerate(refs_cols):
-        has_ref = np.add.reduceat(~np.isnan(refs[r]), starts) > 0
+        has_ref = _eras_with_values(refs[r], layout.offsets)
         skip = np.repeat(~has_ref[:, None], len(pred_cols), axis=1)
         metric = "bmc" if ref_col == benchmark_col else "mmc"
         _check_kept(kept[:, :, 1 + r], sizes, max_nan_fraction, eras, pred_cols, metric, skip)
@@ -606,7 +608,8 @@ def score(
             _check_kept(cwr_kept, sizes, max_nan_fraction, eras, pred_cols, what, skip)
             columns["corr_with_benchmark"] = np.where(has_ref[:, None], cwr[:, :, r], np.nan)
     if feature_cols:
-        features = _feature_matrix(df, feature_cols)[source_rows]
+        features = _feature_matrix(df, feature_cols)
+        features = features if source_rows is None else features[source_rows]
         _reject_infinite(features.T, layout, feature_cols, "feature")
         neutral, degenerate = _fnc_inputs(preds, features, layout, progress)
         fnc, fnc_kept = kernels.numerai_corr_eras(neutral, target, layout.offsets)
@@ -616,6 +619,14 @@ def score(
             preds, np.ascontiguousarray(features), layout.offsets
         )
     return _assemble(eras, pred_cols, columns, in_section)
+
+
+def _eras_with_values(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per era: does ``values`` (rows in era order) hold any non-NaN value there."""
+    missing = np.isnan(values)
+    if not missing.any():  # the usual case: one quick pass
+        return np.ones(len(offsets) - 1, dtype=bool)
+    return np.add.reduceat(~missing, offsets[:-1]) > 0 if len(values) else missing[:0]
 
 
 def _feature_matrix(df: pl.DataFrame, feature_cols: Sequence[str]) -> np.ndarray:
