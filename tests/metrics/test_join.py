@@ -1,12 +1,19 @@
-"""The hash join behind ``nx score``'s id alignment against a plain dict (hypothesis)."""
+"""The hash join behind ``nx score``'s id alignment: against a plain dict (hypothesis),
+and end to end against a polars join."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nx.engine import metrics
 from nx.engine.metrics.join import EMPTY, index_keys, lookup
+from tests.conftest import nx_run
 
 # few distinct values so that repeats, misses and equal first hashes all occur
 small_keys = st.lists(st.integers(0, 40), max_size=300)
@@ -43,3 +50,33 @@ def test_millions_of_shuffled_ids():
     order = rng.permutation(n)[: n // 2]
     rows, repeated = lookup(*index_keys(first[order], second[order])[:-1], first, second)
     assert not repeated and np.array_equal(rows, order)
+
+
+def test_nx_score_aligns_shuffled_subsets_like_a_join(tiny_data_dir, tmp_path):
+    """Predictions for a shuffled subset of the data, a benchmark file in another order
+    missing some ids: ``nx score`` gives the numbers of a plain polars join."""
+    version = tiny_data_dir / "v5.2"
+    full = pl.read_parquet(version / "full.parquet", columns=["id", "era", "target"])
+    bench = pl.read_parquet(version / "full_benchmark_models.parquet")
+    rng = np.random.default_rng(5)
+    keep = rng.permutation(full.height)[: full.height * 3 // 4]
+    preds = full[keep].select("id", prediction=pl.Series(rng.random(len(keep))))
+    preds_path, bench_path = tmp_path / "preds.parquet", tmp_path / "bench.parquet"
+    preds.write_parquet(preds_path)
+    bench = bench[rng.permutation(bench.height)[: bench.height * 9 // 10]]
+    bench.write_parquet(bench_path)
+    args = ["score", preds_path, "--data-dir", tiny_data_dir, "--benchmark-data", bench_path]
+    result = nx_run(*args, "--max-nan-fraction", "0.5", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+
+    joined = preds.join(full, on="id").join(
+        bench.select("id", "v52_lgbm_ender20"), on="id", how="left"
+    )
+    _, summary = metrics.score(
+        joined, ["prediction"], benchmark_col="v52_lgbm_ender20", max_nan_fraction=0.5
+    )
+    assert doc["rows"] == len(keep)
+    for section in ("corr", "bmc", "bmc_last_200_eras"):
+        for key, value in summary["prediction"][section].items():
+            assert doc["columns"]["prediction"][section][key] == pytest.approx(value, abs=1e-12)
