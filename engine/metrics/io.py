@@ -510,7 +510,8 @@ def write_per_era(table: pl.DataFrame, path: Path) -> None:
                 table.with_columns(pl.col("era").cast(pl.String)).write_csv(tmp)
             else:
                 table.write_parquet(tmp)
-    except OSError as error:
+    except (OSError, pl.exceptions.PolarsError) as error:  # e.g. a full disk
+        reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0]
         raise DataError(
-            f"cannot write {path} ({error.strerror or error}); free space or choose another path"
+            f"cannot write {path} ({reason}); check the folder and the free space"
         ) from None
