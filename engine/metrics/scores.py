@@ -564,9 +564,14 @@ def score(
     source_rows = layout.order  # None: the rows are in era order already
     if source_rows is not None:
         target, preds, refs = target[source_rows], preds[:, source_rows], refs[:, source_rows]
-    # Eras with no target at all are not resolved yet: nothing to score there.
     if layout.n_rows == 0:
         raise ScoringError("no rows to score")
+    _reject_infinite(target[None], layout, [target_col], "target")
+    _reject_infinite(preds, layout, pred_cols, "prediction")
+    for r, ref_col in enumerate(refs_cols):
+        what = "benchmark" if ref_col == benchmark_col else "meta model"
+        _reject_infinite(refs[r : r + 1], layout, [ref_col], what)
+    # Eras with no target at all are not resolved yet: nothing to score there.
     has_target = _eras_with_values(target, layout.offsets)
     if not has_target.any():
         raise ScoringError(f"no era has any '{target_col}' value; nothing to score")
@@ -580,11 +585,6 @@ def score(
         )
     sizes = np.diff(layout.offsets)
     eras = layout.eras
-    _reject_infinite(target[None], layout, [target_col], "target")
-    _reject_infinite(preds, layout, pred_cols, "prediction")
-    for r, ref_col in enumerate(refs_cols):
-        what = "benchmark" if ref_col == benchmark_col else "meta model"
-        _reject_infinite(refs[r : r + 1], layout, [ref_col], what)
 
     with progress.task("Scoring", total=None):
         corr_with_ref = np.array([c == benchmark_col for c in refs_cols], dtype=np.bool_)

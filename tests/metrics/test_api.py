@@ -168,3 +168,12 @@ def test_public_functions_refuse_infinite_values(frame):
             call()
     with pytest.raises(ScoringError, match=f"first in era {first_era}"):
         calls[0]()
+
+
+def test_infinite_prediction_in_an_unresolved_era_is_an_error_too(frame):
+    bad = frame.copy()
+    last = sorted(bad["era"].unique(), key=int)[-1]
+    bad.loc[bad["era"] == last, "target"] = np.nan  # not resolved yet: not scored
+    bad.loc[bad.index[bad["era"] == last][0], "pred_0"] = np.inf
+    with pytest.raises(ScoringError, match=rf"'pred_0' has 1 infinite value \(first in era {last}"):
+        metrics.score(bad, PREDS)
