@@ -50,7 +50,8 @@ class ScoreInputs:
 
 @dataclass
 class ScoreFrame:
-    """The joined frame and the column names to score it with."""
+    """The joined frame (rows in the data file's order when that was joined, without
+    the id column then) and the column names to score it with."""
 
     frame: pl.DataFrame
     pred_cols: list[str]
