@@ -125,7 +125,7 @@ def score_command(
         typer.Option(
             "--per-era",
             help="Write the per-era scores (era, column, one column per metric) to this "
-            "parquet file.",
+            "file: parquet (.parquet) or CSV (.csv).",
         ),
     ] = None,
     json_output: JsonOption = False,
@@ -133,12 +133,15 @@ def score_command(
     """Score predictions per era like numerai-tools: corr, BMC, MMC, FNC, feature exposure."""
     from nx.engine.metrics.io import (
         ScoreInputs,
+        check_per_era_path,
         load_score_frame,
         score_document,
         warm_kernels_in_background,
+        write_per_era,
     )
-    from nx.engine.paths import atomic_output
 
+    if per_era is not None:
+        check_per_era_path(per_era)  # before the work, not after it
     # numba's start-up runs on a thread while the files are read
     warming = warm_kernels_in_background()
 
@@ -176,8 +179,7 @@ def score_command(
         progress=progress,
     )
     if per_era is not None:
-        with atomic_output(per_era) as tmp:
-            table.write_parquet(tmp)
+        write_per_era(table, per_era)
     n_eras = table["era"].n_unique()
     if json_output:
         print_json(score_document(scored, summary, n_eras))

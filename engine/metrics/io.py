@@ -7,6 +7,8 @@ predictions) and joined by id into one frame for :func:`nx.engine.metrics.score`
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +50,8 @@ class ScoreInputs:
 
 @dataclass
 class ScoreFrame:
-    """The joined frame and the column names to score it with."""
+    """The joined frame (rows in the data file's order when that was joined, without
+    the id column then) and the column names to score it with."""
 
     frame: pl.DataFrame
     pred_cols: list[str]
@@ -66,11 +69,12 @@ def warm_kernels_in_background() -> threading.Thread:
     polars does without the GIL. Join the thread before scoring."""
 
     def warm() -> None:
-        from nx.engine.metrics import kernels
+        from nx.engine.metrics import join, kernels
 
         keys = np.zeros(1, dtype=np.uint64)
-        rows = np.zeros(1, dtype=np.int64)
-        kernels.match_sorted(keys, rows, keys, rows)  # the join's kernel, as it is called
+        keys.flags.writeable = False  # as polars hands the hashes over
+        index = join.index_keys(keys, keys)  # the join's kernels
+        join.lookup(*index[:-1], keys, keys)
         # and the scoring kernels with the argument types metrics.score gives them
         values = np.zeros((1, 2))
         offsets = np.array([0, 2], dtype=np.int64)
@@ -203,18 +207,29 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
                 f"prediction column '{col}' not in {inputs.predictions}; columns there: "
                 f"{', '.join(columns)}"
             )
-        dtype = _schema(preds)[col]
+    need_join = era_col not in columns or target_col not in columns or inputs.features
+    keep = [c for c in (id_col, era_col, target_col) if c in columns] + pred_cols
+    frame = preds.select(list(dict.fromkeys(keep))).collect()
+    if frame.height == 0:  # checked first: a header-only CSV has String columns
+        raise DataError(f"{inputs.predictions} has no rows; nothing to score")
+    for col in pred_cols:
+        dtype = frame.schema[col]
+        if frame[col].null_count() == frame.height:
+            raise DataError(
+                f"prediction column '{col}' of {inputs.predictions} has no values; "
+                "write the predictions into it"
+            )
         if not dtype.is_numeric():
             raise DataError(
                 f"prediction column '{col}' of {inputs.predictions} is {dtype}, not numeric; "
                 "score numeric columns only"
             )
-    need_join = era_col not in columns or target_col not in columns or inputs.features
-    keep = [c for c in (id_col, era_col, target_col) if c in columns] + pred_cols
-    frame = preds.select(list(dict.fromkeys(keep))).collect()
-    if frame.height == 0:
-        raise DataError(f"{inputs.predictions} has no rows; nothing to score")
     has_id = id_col in frame.columns
+    if has_id and frame[id_col].null_count():
+        raise DataError(
+            f"{frame[id_col].null_count()} rows of {inputs.predictions} have no id in "
+            f"'{id_col}'; give every row an id"
+        )
     if not has_id and (need_join or inputs.meta_model or inputs.benchmark_data):
         raise DataError(
             f"{inputs.predictions} has no id column '{id_col}' to join era/target/benchmark "
@@ -242,52 +257,58 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
             wanted += [c for c in feature_cols if c not in frame.columns]
         sources.append((str(data_path), data.select(id_col, *wanted), True))
         notes.append(f"era/target joined from {data_path}")
+    # benchmark and meta model keep their names (messages name them) unless taken
+    taken = set(frame.columns) | {c for _, table, _ in sources for c in _schema(table).names()}
     benchmark_col = None
     bench = _benchmark_values(inputs, frame, id_col, notes, progress)
     if bench is not None:
+        bench, benchmark_col = _renamed(bench, BENCHMARK_COL, taken)
         sources.append((notes[-1].rsplit(" from ", 1)[-1], bench, False))
-        benchmark_col = BENCHMARK_COL
+        taken.add(benchmark_col)
     meta_col = None
     if inputs.meta_model is not None:
-        sources.append((str(inputs.meta_model), _meta_values(inputs, id_col), False))
-        meta_col = META_COL
+        meta, meta_col = _renamed(_meta_values(inputs, id_col), META_COL, taken)
+        sources.append((str(inputs.meta_model), meta, False))
     if has_id and not sources:
-        _check_unique_ids(frame[id_col], _id_keys(frame[id_col])[2], inputs.predictions)
+        _IdIndex(frame[id_col], inputs.predictions)  # the duplicate check
     if sources:
         names = ", ".join(Path(path).name for path, _, _ in sources)
         with progress.task(f"Joining by id: {names}", total=None):
             from concurrent.futures import ThreadPoolExecutor
 
-            # reading the files, hashing/sorting the ids and aligning each file release
-            # the GIL: overlap them
-            with ThreadPoolExecutor(max_workers=2) as pool:
+            # polars reads the files without the GIL while this thread indexes the
+            # predictions' ids (numba, also without the GIL)
+            with ThreadPoolExecutor(max_workers=1) as pool:
                 reading = pool.submit(pl.collect_all, [table for _, table, _ in sources])
-                # the other worker keys the files' ids as soon as they are read, while
-                # this thread keys the predictions' (also for the duplicate check)
-                keying = pool.submit(lambda: _right_keys(reading.result(), id_col))
-                left = _id_keys(frame[id_col])
-                _check_unique_ids(frame[id_col], left[2], inputs.predictions)
+                index = _IdIndex(frame[id_col], inputs.predictions)
                 tables = reading.result()
-                alignments = _align_all(pool, left, tables, id_col, keying.result())
-            for (path, _, must_match), table, aligned in zip(
-                sources, tables, alignments, strict=True
-            ):
-                if aligned is None:  # duplicate ids or a hash collision: plain join
-                    aligned = frame.select(id_col).join(table, on=id_col, how="left")
+            done: list[tuple[pl.Series, Any]] = []
+            matches = [index.match(table[id_col], done) for table in tables]
+            order = _frame_order(sources, tables, matches)
+            columns = [_take(frame.drop(id_col), order)]
+            for (path, _, must_match), table, rows in zip(sources, tables, matches, strict=True):
+                if rows is False:  # duplicate ids or a hash collision: plain join
+                    aligned = frame.select(id_col).join(
+                        table, on=id_col, how="left", maintain_order="left"
+                    )
                     if aligned.height != frame.height:
                         raise DataError(
                             f"{path} has duplicate ids in '{id_col}'; keep one row per id"
                         )
-                    aligned = aligned.drop(id_col)
-                    found = aligned.height - aligned[aligned.columns[0]].null_count()
+                    aligned = _take(aligned.drop(id_col), order)
+                    found = int(frame[id_col].is_in(table[id_col]).sum())
+                elif rows is None:  # the predictions' ids in their order
+                    aligned, found = _take(table.drop(id_col), order), frame.height
                 else:
-                    aligned, found = aligned
+                    found = int(np.count_nonzero(rows >= 0))
+                    aligned = _take(table.drop(id_col), rows if order is None else rows[order])
                 if must_match and found < frame.height:
                     raise DataError(
                         f"{frame.height - found} of {frame.height} ids of {inputs.predictions} "
                         f"are not in {path}; score predictions for that data (or pass --data)"
                     )
-                frame = frame.hstack(aligned)
+                columns.append(aligned)
+            frame = pl.concat(columns, how="horizontal")
     return ScoreFrame(
         frame=frame,
         pred_cols=pred_cols,
@@ -300,92 +321,94 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
     )
 
 
-def _check_unique_ids(ids: pl.Series, sorted_hashes: np.ndarray, path: Path) -> None:
-    """Distinct hashes prove distinct ids; only on a tie are the strings compared."""
-    if not np.any(sorted_hashes[1:] == sorted_hashes[:-1]):
-        return
-    n_unique = ids.n_unique()
-    if n_unique != len(ids):
-        raise DataError(
-            f"{path} has {len(ids) - n_unique} duplicate ids in '{ids.name}'; keep one row per id"
-        )
+class _IdIndex:
+    """The predictions' ids as two independent 64-bit hashes in the hash join of
+    :mod:`nx.engine.metrics.join` (equal pairs mean equal ids: a chance collision of
+    both is about 1e-26 for millions of ids), which each file's ids are looked up in.
+    Building it is the duplicate check: distinct pairs prove distinct ids, and only
+    on a repeated pair are the strings compared."""
 
+    def __init__(self, ids: pl.Series, path: Path) -> None:
+        from nx.engine.metrics.join import index_keys
 
-def _right_keys(tables: list[pl.DataFrame], id_col: str) -> list:
-    """Per table: :func:`_id_keys` of its ids, or the index of an earlier table with
-    the same id column (the data and benchmark files of one version usually share
-    it), whose row match it then reuses."""
-    out: list = []
-    for t, table in enumerate(tables):
-        same = next(
-            (
-                u
-                for u in range(t)
-                if not isinstance(out[u], int) and table[id_col].equals(tables[u][id_col])
-            ),
-            None,
-        )
-        out.append(same if same is not None else _id_keys(table[id_col]))
-    return out
+        self.ids = ids
+        self.table: tuple | None = index_keys(*_hashes(ids))
+        if self.table[-1]:
+            n_unique = ids.n_unique()
+            if n_unique != len(ids):
+                raise DataError(
+                    f"{path} has {len(ids) - n_unique} duplicate ids in '{ids.name}'; "
+                    "keep one row per id"
+                )
+            self.table = None  # a collision of both hashes: the plain join decides
 
-
-def _align_all(pool, left, tables: list[pl.DataFrame], id_col: str, right_keys: list) -> list:
-    """Each table's columns in the order of the left ids (see :func:`_gather`), the
-    matches on the pool; None for a table with repeated ids or a hash collision."""
-    from nx.engine.metrics.kernels import match_sorted
-
-    def match(right):
-        rows, duplicate = match_sorted(left[2], left[3], right[2], right[3])
-        found = rows >= 0
-        if duplicate or not np.array_equal(right[1][rows[found]], left[1][found]):
+    def match(self, ids: pl.Series, done: list) -> np.ndarray | None | bool:
+        """For each prediction the row of ``ids`` with its id (-1 when none); None
+        when ``ids`` are the predictions' ids in their order, False when the plain
+        join must do it (repeated ids, a hash collision). ``done`` holds the ids and
+        match of the files aligned before: the data and benchmark files of one
+        version share them."""
+        if ids.equals(self.ids):
             return None
-        return rows, found
+        match = next((m for other, m in done if ids.equals(other)), None)
+        if match is None:
+            match = self._match(ids)
+            done.append((ids, match))
+        return match
 
-    own = [t for t, keys in enumerate(right_keys) if not isinstance(keys, int)]
-    matched = dict(zip(own, pool.map(lambda t: match(right_keys[t]), own), strict=True))
-    out = []
-    for t, table in enumerate(tables):
-        keys = right_keys[t]
-        m = matched[keys if isinstance(keys, int) else t]
-        out.append(None if m is None else _gather(table, id_col, *m))
-    return out
+    def _match(self, ids: pl.Series) -> np.ndarray | bool:
+        from nx.engine.metrics.join import lookup
 
-
-def _id_keys(ids: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Two independent 64-bit hashes of the ids (equal pairs mean equal ids: a chance
-    collision of both is about 1e-26 for millions of ids), plus the first hash sorted
-    and its sorting order, for :func:`nx.engine.metrics.kernels.match_sorted`."""
-    first = ids.hash(_SEEDS[0]).to_numpy()
-    order = np.argsort(first)  # numpy's SIMD sort: ~0.1 s for 3M keys
-    return first, ids.hash(_SEEDS[1]).to_numpy(), first[order], order
+        if self.table is None:
+            return False
+        rows, repeated = lookup(*self.table[:-1], *_hashes(ids))
+        return False if repeated else rows
 
 
-def _gather(
-    table: pl.DataFrame, id_col: str, rows: np.ndarray, found: np.ndarray
-) -> tuple[pl.DataFrame, int]:
-    """``table``'s columns (but id) in the order of the left ids (``rows[i]``: the row
-    of left id i, -1 when missing: null/NaN there) and how many were found."""
-    n_found = int(found.sum())
-    safe = np.where(found, rows, 0)
+def _hashes(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    return ids.hash(_SEEDS[0]).to_numpy(), ids.hash(_SEEDS[1]).to_numpy()
+
+
+def _frame_order(sources: list, tables: list[pl.DataFrame], matches: list) -> np.ndarray | None:
+    """The order of the joined rows: the data file's (its rows are read in order, and
+    its eras usually come sorted, so scoring moves no rows) when every prediction is
+    in it at a known row; else the predictions' order (None). Entry k is the
+    prediction that becomes row k."""
+    for (_, _, must_match), table, rows in zip(sources, tables, matches, strict=True):
+        if must_match:
+            if not isinstance(rows, np.ndarray) or np.any(rows < 0):
+                return None
+            prediction_of = np.full(table.height, -1, dtype=np.int64)
+            prediction_of[rows] = np.arange(len(rows))
+            return prediction_of[prediction_of >= 0]
+    return None
+
+
+def _take(table: pl.DataFrame, rows: np.ndarray | None) -> pl.DataFrame:
+    """``table``'s rows ``rows`` (-1: a missing row, null/NaN there); all of it, as
+    it is, when ``rows`` is None or every row in order."""
+    if rows is None or (len(rows) == table.height and np.array_equal(rows, np.arange(len(rows)))):
+        return table
+    found = rows >= 0
+    complete = bool(found.all())
+    safe = rows if complete else np.where(found, rows, 0)
     columns = []
     for col in table.columns:
-        if col == id_col:
-            continue
         series = table[col]
         if series.dtype.is_numeric() and series.null_count() == 0:
             values = series.to_numpy()[safe]
-            if n_found < len(rows):
+            if not complete:
                 values = np.where(found, values, np.nan)
             columns.append(pl.Series(col, values))
         else:
-            if series.dtype == pl.String and col != id_col:
+            if series.dtype == pl.String:
                 # few distinct labels (eras): gather small codes, not strings
                 series = series.cast(pl.Enum(series.unique().sort().to_list()))
             index = pl.Series(safe, dtype=pl.Int64)
-            if n_found < len(rows):
+            if not complete:
                 index = pl.select(pl.when(pl.lit(found)).then(index)).to_series()
             columns.append(series.gather(index).alias(col))
-    return pl.DataFrame(columns), n_found
+    return pl.DataFrame(columns)
 
 
 def _benchmark_values(
@@ -412,7 +435,16 @@ def _benchmark_values(
     if not _schema(bench)[column].is_numeric():
         raise DataError(f"benchmark column '{column}' of {path} is not numeric")
     notes.append(f"BMC against {column} from {path}")
-    return bench.select(id_col, pl.col(column).cast(pl.Float64).alias(BENCHMARK_COL))
+    return bench.select(id_col, pl.col(column).cast(pl.Float64))
+
+
+def _renamed(table: pl.LazyFrame, fallback: str, taken: set[str]) -> tuple[pl.LazyFrame, str]:
+    """``table``'s (id, value) with the value column keeping its name, or named
+    ``fallback`` when another column of the joined frame has that name."""
+    name = _schema(table).names()[1]
+    if name in taken:
+        return table.rename({name: fallback}), fallback
+    return table, name
 
 
 def _meta_values(inputs: ScoreInputs, id_col: str) -> pl.LazyFrame:
@@ -421,19 +453,66 @@ def _meta_values(inputs: ScoreInputs, id_col: str) -> pl.LazyFrame:
     schema = _schema(meta)
     if id_col not in schema.names():
         raise DataError(f"meta model file {path} has no '{id_col}' column; check --id-col")
-    if META_MODEL_COL in schema.names():
-        column = META_MODEL_COL
-    else:
-        numeric = [c for c, d in schema.items() if d.is_numeric() and c not in _RESERVED]
-        if len(numeric) != 1:
-            raise DataError(
-                f"meta model file {path} has no '{META_MODEL_COL}' column; give a file "
-                "with that column"
-            )
-        column = numeric[0]
-    return meta.select(id_col, pl.col(column).cast(pl.Float64).alias(META_COL))
+    if META_MODEL_COL not in schema.names():
+        shown = ", ".join(c for c in schema.names() if c != id_col)
+        raise DataError(
+            f"meta model file {path} has no '{META_MODEL_COL}' column (columns there: "
+            f"{shown}); pass Numerai's meta_model.parquet to --meta-model"
+        )
+    if not schema[META_MODEL_COL].is_numeric():
+        raise DataError(f"'{META_MODEL_COL}' of {path} is {schema[META_MODEL_COL]}, not numeric")
+    return meta.select(id_col, pl.col(META_MODEL_COL).cast(pl.Float64))
 
 
 def score_document(frame: ScoreFrame, summary: dict[str, Any], n_eras: int) -> dict[str, Any]:
     """The ``nx score --json`` document: rows, eras and the per-column summary."""
     return {"rows": frame.frame.height, "eras": n_eras, "columns": summary}
+
+
+PER_ERA_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+def check_per_era_path(path: Path) -> None:
+    """Refuse, before any work, a per-era file nx could not write: an unknown
+    extension, a directory, a folder that is a file or that cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(
+            f"--per-era {path} is a directory; give a file name such as {path}/per_era.parquet"
+        )
+    if path.suffix.lower() not in PER_ERA_FORMATS:
+        raise DataError(
+            f"--per-era {path}: name the file .parquet or .csv (the format follows the extension)"
+        )
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # atomic_output creates the missing folders
+    if not folder.is_dir():
+        raise DataError(f"--per-era {path}: {folder} is a file, not a folder; choose another path")
+    try:  # the real test (permissions, read-only mounts): create a file there
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise DataError(
+            f"--per-era {path}: cannot write in {folder} ({error.strerror}); choose a "
+            "writable folder"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def write_per_era(table: pl.DataFrame, path: Path) -> None:
+    """Write the per-era table atomically as parquet or CSV (by extension)."""
+    from nx.engine.paths import atomic_output
+
+    path = Path(path)
+    try:
+        with atomic_output(path) as tmp:
+            if PER_ERA_FORMATS[path.suffix.lower()] == "csv":
+                table.with_columns(pl.col("era").cast(pl.String)).write_csv(tmp)
+            else:
+                table.write_parquet(tmp)
+    except (OSError, pl.exceptions.PolarsError) as error:  # e.g. a full disk
+        reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0]
+        raise DataError(
+            f"cannot write {path} ({reason}); check the folder and the free space"
+        ) from None

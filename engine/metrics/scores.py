@@ -16,11 +16,18 @@ Vocabulary (numerai-tools'), per era:
   neutralize(gaussian(tie_kept_rank(p)), X) (ranked over rows with p present);
 - ``feature_exposure``: max over features of |Pearson(p, feature)|.
 
-NaN policy: an era in which a score keeps fewer than ``1 - max_nan_fraction`` of
-its rows raises :class:`~nx.engine.errors.ScoringError` naming the era; a constant
+NaN policy: NaN (or null) is a missing value; an era in which a score keeps fewer
+than ``1 - max_nan_fraction`` of its rows raises :class:`~nx.engine.errors.ScoringError`
+naming the era; a constant
 prediction or a one-row era gives NaN for that era. Eras whose target is entirely
 missing (not resolved yet) are not scored; eras where the benchmark or meta model is
 entirely missing are left out of BMC/MMC.
+
+Infinite values (+inf, -inf) are errors, not missing values: every function below
+raises :class:`~nx.engine.errors.ScoringError` naming the column, how many infinite
+values it holds and the first era with one, before computing anything (numerai-tools
+would rank an infinite prediction as the largest value and turn an infinite target into
+NaN or -1 correlations, numbers that look like results).
 
 The summary of a per-era series (eras sorted) is its mean, std (ddof 0), sharpe
 (mean/std) and max drawdown (largest fall of the cumulative sum from its running
@@ -82,7 +89,7 @@ class EraLayout:
         if isinstance(labels.dtype, pl.Enum):
             # Enum eras (as nx score reads them): remap the physical codes
             categories = pl.Series(labels.dtype.categories, dtype=pl.String)
-            physical = labels.to_physical().to_numpy().astype(np.int64)
+            physical = labels.to_physical().to_numpy()
             used = np.flatnonzero(np.bincount(physical, minlength=len(categories)))
             self.eras = _sorted_eras(categories.gather(used))
             position = np.zeros(len(categories), dtype=np.int64)
@@ -94,7 +101,11 @@ class EraLayout:
         counts = np.bincount(codes, minlength=len(self.eras))
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.identity = bool(np.all(codes[1:] >= codes[:-1])) if len(codes) else True
-        self.order = None if self.identity else kernels.counting_order(codes, len(self.eras))
+        self.order = (
+            None
+            if self.identity
+            else kernels.counting_order(codes.astype(np.int64, copy=False), len(self.eras))
+        )
         self.n_rows = len(codes)
 
     def take(self, values: np.ndarray) -> np.ndarray:
@@ -126,14 +137,13 @@ class EraLayout:
 
 
 def _era_codes(labels: pl.Series, eras: pl.Series) -> np.ndarray:
-    """Position of each row's era in ``eras`` (a hash lookup, no sort)."""
+    """Position of each row's era in ``eras`` (a hash lookup, no sort), as small
+    unsigned (String eras) or 64-bit integers."""
     if labels.dtype == pl.String:
-        codes = labels.cast(pl.Enum(eras.to_list())).to_physical()
-    else:
-        lookup = pl.DataFrame({"era": eras, "code": np.arange(len(eras))})
-        codes = labels.to_frame("era").join(lookup, on="era", how="left", maintain_order="left")
-        codes = codes["code"]
-    return codes.to_numpy().astype(np.int64)
+        return labels.cast(pl.Enum(eras.to_list())).to_physical().to_numpy()
+    lookup = pl.DataFrame({"era": eras, "code": np.arange(len(eras))})
+    codes = labels.to_frame("era").join(lookup, on="era", how="left", maintain_order="left")
+    return codes["code"].to_numpy().astype(np.int64)
 
 
 def _sorted_eras(unique: pl.Series) -> pl.Series:
@@ -168,6 +178,41 @@ def _one_era(n: int) -> np.ndarray:
     return np.zeros(n, dtype=np.int64)
 
 
+def _reject_infinite(
+    values: np.ndarray, layout: EraLayout | None, names: Sequence[str], what: str
+) -> None:
+    """Raise for the first column of ``values`` (``(columns, rows)``, rows in era
+    order) holding +-inf: the message names it, its count of infinite values and the
+    first era with one."""
+    if values.dtype.kind != "f" or values.size == 0:
+        return
+    infinite = np.isinf(values)
+    if not infinite.any():
+        return
+    c = int(np.flatnonzero(infinite.any(axis=1))[0])
+    rows = np.flatnonzero(infinite[c])
+    where = ""
+    if layout is not None and len(layout.offsets) > 2:
+        era = int(np.searchsorted(layout.offsets, rows[0], side="right")) - 1
+        where = f" (first in era {layout.eras[era]})"
+    raise ScoringError(
+        f"{what} column '{names[c]}' has {len(rows)} infinite value"
+        f"{'s' if len(rows) != 1 else ''}{where}; nx scores finite numbers only (NaN counts "
+        "as missing): replace them with finite values or NaN"
+    )
+
+
+def _column_names(values: Any, n: int, what: str) -> list[str]:
+    """Names for messages: a frame's columns, a series' name, else positions."""
+    columns = getattr(values, "columns", None)
+    if columns is not None and len(columns) == n:
+        return [str(c) for c in columns]
+    name = getattr(values, "name", None)
+    if n == 1:
+        return [str(name) if name is not None else what]
+    return [str(i) for i in range(n)]
+
+
 # ------------------------------------------------------------------ low-level API
 
 
@@ -178,7 +223,9 @@ def tie_kept_rank(values: Any, eras: Any = None) -> np.ndarray:
     """
     x = _matrix(values)
     layout = _as_layout(_one_era(x.shape[1]) if eras is None else eras)
-    out = layout.restore(kernels.tie_kept_rank_eras(layout.take_columns(x), layout.offsets))
+    x = layout.take_columns(x)
+    _reject_infinite(x, layout, _column_names(values, x.shape[0], "values"), "values")
+    out = layout.restore(kernels.tie_kept_rank_eras(x, layout.offsets))
     return _shape_like(out, values)
 
 
@@ -186,7 +233,9 @@ def gaussianize(values: Any, eras: Any = None, power: bool = False) -> np.ndarra
     """ndtri(tie_kept_rank(values)) per era, then sign(x)|x|^1.5 when ``power``."""
     x = _matrix(values)
     layout = _as_layout(_one_era(x.shape[1]) if eras is None else eras)
-    out = kernels.gauss_rank_eras(layout.take_columns(x), layout.offsets, power)
+    x = layout.take_columns(x)
+    _reject_infinite(x, layout, _column_names(values, x.shape[0], "values"), "values")
+    out = kernels.gauss_rank_eras(x, layout.offsets, power)
     return _shape_like(layout.restore(out), values)
 
 
@@ -238,8 +287,11 @@ def numerai_corr(
     p = _matrix(predictions)
     t = _matrix(target, p.shape[1])[0]
     layout = _as_layout(_one_era(p.shape[1]) if eras is None else eras)
-    corr, kept = kernels.numerai_corr_eras(layout.take_columns(p), layout.take(t), layout.offsets)
-    names = [str(i) for i in range(p.shape[0])]
+    p, t = layout.take_columns(p), layout.take(t)
+    names = _column_names(predictions, p.shape[0], "predictions")
+    _reject_infinite(p, layout, names, "prediction")
+    _reject_infinite(t[None], layout, _column_names(target, 1, "target"), "target")
+    corr, kept = kernels.numerai_corr_eras(p, t, layout.offsets)
     _check_kept(kept, np.diff(layout.offsets), max_nan_fraction, layout.eras, names, "corr")
     return corr[:, 0] if np.ndim(predictions) == 1 else corr
 
@@ -262,14 +314,12 @@ def correlation_contribution(
     m = _matrix(reference, p.shape[1])
     t = _matrix(target, p.shape[1])[0]
     layout = _as_layout(_one_era(p.shape[1]) if eras is None else eras)
-    _, contrib, _, kept = kernels.score_eras(
-        layout.take_columns(p),
-        layout.take(t),
-        layout.take_columns(m),
-        layout.offsets,
-        np.zeros(1, dtype=np.bool_),
-    )
-    names = [str(i) for i in range(p.shape[0])]
+    p, m, t = layout.take_columns(p), layout.take_columns(m), layout.take(t)
+    names = _column_names(predictions, p.shape[0], "predictions")
+    _reject_infinite(p, layout, names, "prediction")
+    _reject_infinite(m, layout, _column_names(reference, 1, "reference"), "reference")
+    _reject_infinite(t[None], layout, _column_names(target, 1, "target"), "target")
+    _, contrib, _, kept = kernels.score_eras(p, t, m, layout.offsets, np.zeros(1, dtype=np.bool_))
     sizes = np.diff(layout.offsets)
     _check_kept(kept[:, :, 1], sizes, max_nan_fraction, layout.eras, names, "contribution")
     return contrib[:, 0, 0] if np.ndim(predictions) == 1 else contrib[:, :, 0]
@@ -292,6 +342,8 @@ def neutralize(
         raise ScoringError("neutralize: values and neutralizers must not contain NaN")
     layout = _as_layout(_one_era(y.shape[0]) if eras is None else eras)
     ys, xs = layout.take(y), layout.take(x)
+    _reject_infinite(ys.T, layout, _column_names(values, ys.shape[1], "values"), "values")
+    _reject_infinite(xs.T, layout, _column_names(neutralizers, xs.shape[1], "x"), "neutralizer")
     out = np.empty_like(ys)
     for e in range(len(layout.offsets) - 1):
         lo, hi = layout.offsets[e], layout.offsets[e + 1]
@@ -388,9 +440,13 @@ def feature_neutral_corr(
     t = _matrix(target, p.shape[1])[0]
     x = np.asarray(features.to_numpy() if isinstance(features, pl.DataFrame) else features)
     layout = _as_layout(_one_era(p.shape[1]) if eras is None else eras)
-    neutral, degenerate = _fnc_inputs(layout.take_columns(p), layout.take(x), layout, NO_PROGRESS)
-    fnc, kept = kernels.numerai_corr_eras(neutral, layout.take(t), layout.offsets)
-    names = [str(i) for i in range(p.shape[0])]
+    p, x, t = layout.take_columns(p), layout.take(x), layout.take(t)
+    names = _column_names(predictions, p.shape[0], "predictions")
+    _reject_infinite(p, layout, names, "prediction")
+    _reject_infinite(t[None], layout, _column_names(target, 1, "target"), "target")
+    _reject_infinite(x.T, layout, _column_names(features, x.shape[1], "feature"), "feature")
+    neutral, degenerate = _fnc_inputs(p, x, layout, NO_PROGRESS)
+    fnc, kept = kernels.numerai_corr_eras(neutral, t, layout.offsets)
     sizes = np.diff(layout.offsets)
     _check_kept(kept, sizes, max_nan_fraction, layout.eras, names, "fnc", degenerate)
     return fnc[:, 0] if np.ndim(predictions) == 1 else fnc
@@ -402,9 +458,10 @@ def feature_exposure(predictions: Any, features: Any, eras: Any = None) -> np.nd
     p = _matrix(predictions)
     x = np.asarray(features.to_numpy() if isinstance(features, pl.DataFrame) else features)
     layout = _as_layout(_one_era(p.shape[1]) if eras is None else eras)
-    out = kernels.exposure_eras(
-        layout.take_columns(p), np.ascontiguousarray(layout.take(x)), layout.offsets
-    )
+    p, x = layout.take_columns(p), np.ascontiguousarray(layout.take(x))
+    _reject_infinite(p, layout, _column_names(predictions, p.shape[0], "predictions"), "prediction")
+    _reject_infinite(x.T, layout, _column_names(features, x.shape[1], "feature"), "feature")
+    out = kernels.exposure_eras(p, x, layout.offsets)
     return out[:, 0] if np.ndim(predictions) == 1 else out
 
 
@@ -413,6 +470,7 @@ def summarize(per_era: Any) -> dict[str, float]:
     (NaN when std is 0), max_drawdown = max(running max of cumsum - cumsum), NaN eras
     skipped; ``nan_eras`` counts them and ``eras`` counts all."""
     values = np.asarray(per_era, dtype=np.float64)
+    _reject_infinite(values.reshape(1, -1), None, ["per_era"], "per-era score")
     mean, std, sharpe, drawdown, n_nan = kernels.summary_stats(values)
     return {
         "mean": float(mean),
@@ -503,25 +561,29 @@ def score(
     refs = _column_matrix(df, refs_cols, "benchmark/meta model")
 
     layout = EraLayout(df[era_col])
-    source_rows = np.arange(layout.n_rows) if layout.order is None else layout.order
-    target = target[source_rows]
-    preds = preds[:, source_rows]
-    refs = refs[:, source_rows]
-    # Eras with no target at all are not resolved yet: nothing to score there.
+    source_rows = layout.order  # None: the rows are in era order already
+    if source_rows is not None:
+        target, preds, refs = target[source_rows], preds[:, source_rows], refs[:, source_rows]
     if layout.n_rows == 0:
         raise ScoringError("no rows to score")
-    has_target = np.add.reduceat(~np.isnan(target), layout.offsets[:-1]) > 0
+    _reject_infinite(target[None], layout, [target_col], "target")
+    _reject_infinite(preds, layout, pred_cols, "prediction")
+    for r, ref_col in enumerate(refs_cols):
+        what = "benchmark" if ref_col == benchmark_col else "meta model"
+        _reject_infinite(refs[r : r + 1], layout, [ref_col], what)
+    # Eras with no target at all are not resolved yet: nothing to score there.
+    has_target = _eras_with_values(target, layout.offsets)
     if not has_target.any():
         raise ScoringError(f"no era has any '{target_col}' value; nothing to score")
     if not has_target.all():
         layout, rows = layout.subset(has_target)
         source_rows, target, preds, refs = (
-            source_rows[rows],
+            rows if source_rows is None else source_rows[rows],
             target[rows],
             preds[:, rows],
             refs[:, rows],
         )
-    starts, sizes = layout.offsets[:-1], np.diff(layout.offsets)
+    sizes = np.diff(layout.offsets)
     eras = layout.eras
 
     with progress.task("Scoring", total=None):
@@ -534,7 +596,7 @@ def score(
     in_section: dict[str, np.ndarray] = {}  # metric -> per era: does the era count
     n_refs = len(refs_cols)
     for r, ref_col in enumerate(refs_cols):
-        has_ref = np.add.reduceat(~np.isnan(refs[r]), starts) > 0
+        has_ref = _eras_with_values(refs[r], layout.offsets)
         skip = np.repeat(~has_ref[:, None], len(pred_cols), axis=1)
         metric = "bmc" if ref_col == benchmark_col else "mmc"
         _check_kept(kept[:, :, 1 + r], sizes, max_nan_fraction, eras, pred_cols, metric, skip)
@@ -546,7 +608,9 @@ def score(
             _check_kept(cwr_kept, sizes, max_nan_fraction, eras, pred_cols, what, skip)
             columns["corr_with_benchmark"] = np.where(has_ref[:, None], cwr[:, :, r], np.nan)
     if feature_cols:
-        features = _feature_matrix(df, feature_cols)[source_rows]
+        features = _feature_matrix(df, feature_cols)
+        features = features if source_rows is None else features[source_rows]
+        _reject_infinite(features.T, layout, feature_cols, "feature")
         neutral, degenerate = _fnc_inputs(preds, features, layout, progress)
         fnc, fnc_kept = kernels.numerai_corr_eras(neutral, target, layout.offsets)
         _check_kept(fnc_kept, sizes, max_nan_fraction, eras, pred_cols, "fnc", degenerate)
@@ -555,6 +619,14 @@ def score(
             preds, np.ascontiguousarray(features), layout.offsets
         )
     return _assemble(eras, pred_cols, columns, in_section)
+
+
+def _eras_with_values(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per era: does ``values`` (rows in era order) hold any non-NaN value there."""
+    missing = np.isnan(values)
+    if not missing.any():  # the usual case: one quick pass
+        return np.ones(len(offsets) - 1, dtype=bool)
+    return np.add.reduceat(~missing, offsets[:-1]) > 0 if len(values) else missing[:0]
 
 
 def _feature_matrix(df: pl.DataFrame, feature_cols: Sequence[str]) -> np.ndarray:

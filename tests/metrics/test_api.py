@@ -123,3 +123,57 @@ def test_nan_limit_names_the_era_and_can_be_relaxed(frame):
 def test_bad_input(frame, kwargs, message):
     with pytest.raises(ScoringError, match=message):
         metrics.score(frame, **kwargs)
+
+
+def _era_of_row(frame, row: int) -> str:
+    return frame["era"].iloc[row]
+
+
+@pytest.mark.parametrize("column", ["target", "pred_0", "bench", "meta", "feature_2"])
+def test_score_refuses_infinite_values_naming_count_and_first_era(frame, column):
+    """Infinite = error (NaN = missing): the column, the count and the first era."""
+    bad = frame.copy()
+    bad[column] = bad[column].astype(np.float64)
+    eras = sorted(bad["era"].unique(), key=int)
+    rows = [bad.index[bad["era"] == eras[4]][0], bad.index[bad["era"] == eras[7]][1]]
+    bad.loc[rows, column] = [np.inf, -np.inf]
+    with pytest.raises(ScoringError, match=rf"'{column}' has 2 infinite values \(first in era "
+                       rf"{eras[4]}\)"):  # fmt: skip
+        metrics.score(bad, PREDS, benchmark_col="bench", meta_col="meta", feature_cols=FEATURES)
+
+
+def test_public_functions_refuse_infinite_values(frame):
+    eras = frame["era"].to_numpy()
+    pred = frame["pred_0"].to_numpy().copy()
+    target = frame["target"].to_numpy()
+    bench = frame["bench"].to_numpy()
+    features = frame[FEATURES].to_numpy().astype(np.float64)
+    first_era = sorted(frame["era"].unique(), key=int)[0]
+    row = int(np.flatnonzero(eras == first_era)[0])
+    bad = pred.copy()
+    bad[row] = np.inf
+    calls = [
+        lambda: metrics.numerai_corr(bad, target, eras, max_nan_fraction=0.5),
+        lambda: metrics.numerai_corr(np.nan_to_num(pred, nan=0.5), np.where(pred > 0, np.inf, 0)),
+        lambda: metrics.correlation_contribution(bad, bench, target, eras, max_nan_fraction=0.5),
+        lambda: metrics.tie_kept_rank(bad, eras),
+        lambda: metrics.gaussianize(bad, eras),
+        lambda: metrics.feature_exposure(bad, features, eras),
+        lambda: metrics.feature_neutral_corr(bad, features, target, eras, max_nan_fraction=0.5),
+        lambda: metrics.neutralize(np.nan_to_num(bad, nan=0.5, posinf=np.inf), features, 1.0),
+        lambda: metrics.summarize(np.array([0.1, np.inf, 0.2])),
+    ]
+    for call in calls:
+        with pytest.raises(ScoringError, match="infinite value"):
+            call()
+    with pytest.raises(ScoringError, match=f"first in era {first_era}"):
+        calls[0]()
+
+
+def test_infinite_prediction_in_an_unresolved_era_is_an_error_too(frame):
+    bad = frame.copy()
+    last = sorted(bad["era"].unique(), key=int)[-1]
+    bad.loc[bad["era"] == last, "target"] = np.nan  # not resolved yet: not scored
+    bad.loc[bad.index[bad["era"] == last][0], "pred_0"] = np.inf
+    with pytest.raises(ScoringError, match=rf"'pred_0' has 1 infinite value \(first in era {last}"):
+        metrics.score(bad, PREDS)
