@@ -335,6 +335,19 @@ def x_columns(
     return list(dict.fromkeys(columns))
 
 
+def _reject_infinite_target(frame: pl.DataFrame, target: str, era: str, path: Path) -> None:
+    """The rule of :mod:`nx.engine.metrics` (infinite values are errors, NaN is missing),
+    applied before training rather than when the OOF predictions are scored."""
+    infinite = frame.filter(pl.col(target).cast(pl.Float64).is_infinite())
+    if infinite.height:
+        first = min(infinite[era].to_list(), key=era_sort_key)
+        raise DataError(
+            f"{path}: target column '{target}' has {infinite.height} infinite value"
+            f"{'s' if infinite.height != 1 else ''} (first in era {first}); nx trains and "
+            "scores finite numbers only (NaN counts as missing): fix the data file"
+        )
+
+
 def load_training_data(
     config: TrainConfig, data_dir: Path | str, progress: Progress = NO_PROGRESS
 ) -> TrainingData:
@@ -360,6 +373,7 @@ def load_training_data(
         )
     if frame[cfg.id_col].n_unique() != frame.height:
         raise DataError(f"{full_path}: column {cfg.id_col} has duplicate ids; rebuild it")
+    _reject_infinite_target(frame, cfg.target_col, cfg.era_col, full_path)
     eras = sorted(frame[cfg.era_col].unique().to_list(), key=era_sort_key)
     if config.training.cv.enabled:
         folds_for(config, eras)
