@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -21,6 +22,29 @@ def nx_run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = Non
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [NX_EXE, *map(str, args)], capture_output=True, text=True, env=full_env, cwd=cwd
+    )
+
+
+def _without_root_override():
+    """As root, drop CAP_DAC_OVERRIDE so that folder permissions apply to the command."""
+    if os.geteuid() != 0:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def drop() -> None:
+        if libc.prctl(24, 1, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_DAC_OVERRIDE
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+    return drop
+
+
+def nx_run_unprivileged(*args: str):
+    """``nx_run`` for which read-only folders are read-only, also when the tests run as root."""
+    return subprocess.run(
+        [NX_EXE, *map(str, args)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_without_root_override(),
     )
 
 

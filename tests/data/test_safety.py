@@ -3,11 +3,9 @@ and refuses what cannot work (read-only folders, sizes that cannot fit) in one l
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ import pytest
 from nx.engine.data.build import BUILT_FILES
 from nx.engine.data.manifest import MANIFEST
 from nx.engine.data.synthetic import MAX_FEATURES, RAW_FILES, synthetic_marker
-from tests.conftest import NX_EXE, assert_user_error, nx_run
+from tests.conftest import assert_user_error, nx_run, nx_run_unprivileged
 
 from .conftest import listing, without_synthetic_marker
 
@@ -265,34 +263,12 @@ def test_skip_downsample_removes_downsampled_files_left_stale(built_dir):
 # ---- one line instead of a traceback: folders that cannot be written, impossible sizes ---
 
 
-def _without_root_override():
-    """As root, drop CAP_DAC_OVERRIDE so that folder permissions apply to the command."""
-    if os.geteuid() != 0:
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def drop() -> None:
-        if libc.prctl(24, 1, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_DAC_OVERRIDE
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-    return drop
-
-
-def _run_unprivileged(*args):
-    return subprocess.run(
-        [NX_EXE, *map(str, args)],
-        capture_output=True,
-        text=True,
-        preexec_fn=_without_root_override(),
-    )
-
-
 def test_read_only_data_dir(tmp_path):
     data_dir = tmp_path / "readonly"
     data_dir.mkdir()
     data_dir.chmod(0o555)
     try:
-        result = _run_unprivileged(
+        result = nx_run_unprivileged(
             "build-data", "--synthetic", "--scale", "tiny", "--data-dir", data_dir
         )
         assert_user_error(result, f"cannot write to {data_dir}", "Permission denied", "--data-dir")
@@ -305,7 +281,7 @@ def test_read_only_version_dir_with_raw_files(raw_dir):
     vdir = raw_dir / "v5.2"
     vdir.chmod(0o555)
     try:
-        result = _run_unprivileged("build-data", "--offline", "--data-dir", raw_dir)
+        result = nx_run_unprivileged("build-data", "--offline", "--data-dir", raw_dir)
         assert_user_error(result, f"cannot write to {vdir}", "Permission denied")
         assert listing(vdir) == set(RAW_FILES)
     finally:
@@ -316,9 +292,9 @@ def test_read_only_version_dir_that_is_up_to_date_builds_nothing(built_dir):
     vdir = built_dir / "v5.2"
     vdir.chmod(0o555)
     try:
-        result = _run_unprivileged("build-data", "--offline", "--data-dir", built_dir, "--json")
+        result = nx_run_unprivileged("build-data", "--offline", "--data-dir", built_dir, "--json")
         assert set(_statuses(result).values()) == {"reused"}
-        info = _run_unprivileged("data", "info", "--data-dir", built_dir, "--json")
+        info = nx_run_unprivileged("data", "info", "--data-dir", built_dir, "--json")
         assert info.returncode == 0, info.stderr
     finally:
         vdir.chmod(0o755)

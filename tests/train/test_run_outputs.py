@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import NX_EXE, assert_user_error, nx_run
+from tests.conftest import NX_EXE, assert_user_error, nx_run, nx_run_unprivileged
 from tests.train.conftest import FAST_LGBM, write_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,6 +136,22 @@ def test_output_dir_that_is_a_file(tiny_data_dir, tmp_path):
     assert_user_error(result, f"{out} is a file, not a folder", "--output-dir")
     assert "Training" not in result.stderr
     assert out.read_text() == "not a folder"
+
+
+def test_read_only_output_dir(tiny_data_dir, tmp_path):
+    config = write_config(tmp_path / "run.toml", CONFIG + FAST_LGBM)
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        result = nx_run_unprivileged(
+            "train", config, "--data-dir", tiny_data_dir, "--output-dir", out
+        )
+        assert_user_error(result, f"{out} is not writable", "--output-dir")
+        assert "Training" not in result.stderr
+        assert list(out.iterdir()) == []
+    finally:
+        out.chmod(0o755)
 
 
 def test_negative_trees_fail_before_the_data_is_read(tiny_data_dir, tmp_path):
