@@ -441,7 +441,10 @@ def predict(job: dict) -> dict:
     frame = _read(job["data"])
     benchmarks = _read(job["benchmarks"]) if job.get("benchmarks") else None
     if n_args == 2 and benchmarks is None:
-        raise JobError("the pickle takes live_benchmark_models; pass --benchmark-data")
+        second = list(signature(model).parameters.values())[1]
+        if second.default is second.empty:
+            raise JobError("the pickle takes live_benchmark_models; pass --benchmark-data")
+        n_args = 1  # predict(live_features, live_benchmark_models=None)
     groups = frame.groupby("era", sort=False) if "era" in frame.columns else [(None, frame)]
     parts = []
     for era, rows in groups:

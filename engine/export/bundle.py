@@ -251,7 +251,9 @@ def nx_predictions(
             raise ExportError(f"the data lacks neutralization features, e.g. {missing[:3]}")
         x = features.select(neutralizers).to_numpy().astype(np.float64)
         blend = neutralize(blend, x, proportion, layout)
-    return tie_kept_rank(blend, layout) + 0.5 / sizes[codes]
+    n_era = sizes[codes]
+    average_rank = np.round((tie_kept_rank(blend, layout) * n_era + 0.5) * 2) / 2
+    return average_rank / n_era
 
 
 def _predict_model(

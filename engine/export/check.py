@@ -34,13 +34,13 @@ DEFAULT_CHECK_ERAS = 2
 _FIXES = {
     "loads": "build it with `nx export` in this runtime (same Python minor and packages)",
     "arguments": "predict must take (live_features) or (live_features, live_benchmark_models)",
-    "runs": "the live data must have every column the model reads",
+    "runs": "predict raised an error on the live data",
     "dataframe": "predict must return a pandas DataFrame",
     "not_empty": "predict must return one row per live id",
     "one_row_per_id": "return the live ids as the index, once each",
     "no_nan": "fill or rank the predictions so that none is NaN",
     "in_range": "rank the predictions into [0, 1]",
-    "runs_by_era": "the validation data must have every column the model reads",
+    "runs_by_era": "predict raised an error on validation eras",
     "matches_nx": "the pickle reads other columns or dtypes than the model was trained on; "
     "re-export it with `nx export`",
 }
@@ -137,7 +137,7 @@ def check_pickle(
         report.python = answer.get("python")
         report.packages = answer.get("packages")
         by_era_ran = any(r["rule"] == "runs_by_era" and r["passed"] for r in report.rules)
-        if subset is None:
+        if subset is None and all(r["passed"] for r in report.rules):
             report.rules.append(
                 {
                     "rule": "matches_nx",
