@@ -47,7 +47,13 @@ def _columns(frame, names, what):
         raise ValueError(
             f"{what} lacks {len(missing)} column(s) the model needs, e.g. {missing[:3]}"
         )
-    return frame.iloc[:, positions].to_numpy(dtype=np.float32, na_value=np.nan)
+    block = frame.iloc[:, positions]
+    matrix = np.empty(block.shape, dtype=np.float32)  # row-major: LightGBM reads rows
+    try:
+        matrix[...] = block.to_numpy()
+    except (TypeError, ValueError):  # nullable or object columns
+        matrix[...] = block.to_numpy(dtype=np.float32, na_value=np.nan)
+    return matrix
 
 
 def _inputs(spec, live_features, live_benchmark_models, groups):

@@ -237,13 +237,14 @@ def nx_predictions(
     for model, weight in zip(models, weights, strict=True):
         raw = _predict_model(model, features, benchmarks, codes, len(layout.eras), id_col)
         gauss = gaussianize(raw, layout)
-        std = np.zeros(len(sizes))
-        for e in range(len(sizes)):
-            part = gauss[codes == e]
-            part = part[np.isfinite(part)]
-            std[e] = part.std() if len(part) > 1 else 0.0
-        scale = np.where(std[codes] > 0, std[codes], 1.0)
-        gauss = np.where(np.isfinite(gauss), gauss / scale, 0.0)
+        finite = np.isfinite(gauss)
+        gauss = np.where(finite, gauss, 0.0)
+        count = np.bincount(codes, finite, len(sizes))
+        mean = np.bincount(codes, gauss, len(sizes)) / np.maximum(count, 1)
+        centred = np.where(finite, gauss - mean[codes], 0.0)
+        std = np.sqrt(np.bincount(codes, centred * centred, len(sizes)) / np.maximum(count, 1))
+        std = np.where(count > 1, std, 0.0)
+        gauss = gauss / np.where(std[codes] > 0, std[codes], 1.0)
         blend += weight * gauss
     if neutralizers:
         missing = [c for c in neutralizers if c not in features.columns]
