@@ -22,7 +22,7 @@ import polars as pl
 
 from nx.engine.errors import ExportError, NxError
 from nx.engine.export.build import read_sidecar, sidecar_models
-from nx.engine.export.bundle import nx_predictions
+from nx.engine.export.bundle import nx_predictions, sha256_file
 from nx.engine.export.runtimes import DEFAULT_RUNTIME, check_runtime_name
 from nx.engine.export.worker import run_worker
 from nx.engine.paths import DEFAULT_DATA_DIR, DEFAULT_DATA_VERSION, version_dir
@@ -111,6 +111,9 @@ def check_pickle(
         )
     live_bench = vdir / "live_benchmark_models.parquet"
     report = CheckReport(str(pickle_path), runtime, False, size_bytes=pickle_path.stat().st_size)
+    skip_reason = "no nx sidecar or validation data to compare with"
+    if sidecar is not None and sidecar.get("sha256") != sha256_file(pickle_path):
+        sidecar, skip_reason = None, "the sidecar's sha256 is not this pickle's (stale sidecar)"
     with (
         tempfile.TemporaryDirectory(prefix="nx-check-") as scratch,
         progress.task(f"Checking {pickle_path.name} in runtime {runtime}", total=2) as bar,
@@ -143,7 +146,7 @@ def check_pickle(
                     "rule": "matches_nx",
                     "passed": True,
                     "skipped": True,
-                    "detail": "skipped: no nx sidecar or validation data to compare with",
+                    "detail": f"skipped: {skip_reason}",
                 }
             )
         elif by_era_ran:

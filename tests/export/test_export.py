@@ -235,3 +235,15 @@ def test_export_config_trains_then_exports(runtime_env, tiny_data_dir, tmp_path)
     assert (tmp_path / "exp" / "models" / "fresh" / "manifest.json").is_file()
     assert document["models"][0]["name"] == "fresh"
     assert out.is_file() and Path(str(out) + ".json").is_file()
+
+
+def test_a_stale_sidecar_is_not_trusted(single, runtime_env, tiny_data_dir, tmp_path):
+    pickle = tmp_path / "copy.pkl"
+    pickle.write_bytes(single.read_bytes())
+    sidecar = json.loads(Path(str(single) + ".json").read_text())
+    sidecar["sha256"] = "0" * 64
+    Path(str(pickle) + ".json").write_text(json.dumps(sidecar))
+    done = _check(runtime_env, tiny_data_dir, pickle)
+    assert done.returncode == 0, done.stderr
+    rules = {r["rule"]: r for r in json.loads(done.stdout)["rules"]}
+    assert rules["matches_nx"]["skipped"] and "stale sidecar" in rules["matches_nx"]["detail"]
