@@ -19,7 +19,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from nx.cli import data, mcp, metrics, numerai, train
+from nx.cli import data, export, mcp, metrics, numerai, train
 from nx.cli.common import print_error
 from nx.engine import __version__
 from nx.engine.errors import NxError
@@ -122,6 +122,7 @@ metrics.register(app)
 numerai.register(app)
 mcp.register(app)
 train.register(app)
+export.register(app)
 
 
 def main() -> None:
