@@ -241,7 +241,10 @@ def _run(args: list[str]) -> tuple[float, str]:
 
 
 def _cache_state() -> dict[str, float]:
-    return {p.name: p.stat().st_mtime for p in (ENGINE_DIR / "__pycache__").glob("*.nb*")}
+    from nx.engine._numba import CACHE_DIR
+
+    folder = ENGINE_DIR / "__pycache__" if CACHE_DIR is None else CACHE_DIR
+    return {str(p): p.stat().st_mtime for p in folder.rglob("*.nb*")}
 
 
 def test_nx_score_end_to_end(benchmark, capsys, big_data, tmp_path):
