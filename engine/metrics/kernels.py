@@ -12,7 +12,9 @@ are serial (``parallel=True`` compiled every loop a second time as a parfor for
 little gain over threads), the wrappers hand them C-contiguous float64 arrays so
 that each kernel is compiled for one set of argument types, and no kernel uses
 numba's array-to-array slice assignment (its broadcasting and error-message code
-cost seconds to compile): :func:`_copy` loops instead.
+cost seconds to compile): :func:`_copy` loops instead. Small helpers are plain
+jitted functions, not ``inline="always"``: numba typed and lowered an inlined
+helper again at every call site, while LLVM inlines small functions anyway.
 
 Which rows each step sees follows numerai-tools 0.7.2 exactly (see
 ``numerai-reference.md`` section 4); NaN marks a missing value everywhere.
@@ -69,7 +71,7 @@ def _over_eras(kernel: Callable, offsets: np.ndarray, inputs: tuple, outputs: tu
             future.result()
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def signed_pow15(x: float) -> float:
     """sign(x) * |x| ** 1.5."""
     if x >= 0.0:
@@ -314,7 +316,7 @@ def fill_rank_table(table: np.ndarray, table_pow: np.ndarray, k: int) -> None:
         table_pow[k // 2] = 0.0
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _rank_table(tables, k: int):
     """The (table, table_pow) of :func:`fill_rank_table` for k values, cached in ``tables``."""
     table, table_pow, table_k = tables
@@ -324,7 +326,7 @@ def _rank_table(tables, k: int):
     return table, table_pow
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _tie_group(keys, s: int, k: int, table, table_pow):
     """The tie group starting at sorted position s: (its last position e, g, pow15(g)).
 
