@@ -207,8 +207,8 @@ def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -
         if depth >= _SPREAD_DEPTH or not (width < np.inf and m / width < _MAX_SCALE):
             # merge sort: runs of _INSERTION_MAX items by insertion, then runs
             # merged pairwise (stably) between the range and the tmp buffers
-            for run in range(lo, hi, _INSERTION_MAX):
-                _insertion_sort(keys, idx, run, min(run + _INSERTION_MAX, hi))
+            for first in range(lo, hi, _INSERTION_MAX):
+                _insertion_sort(keys, idx, first, min(first + _INSERTION_MAX, hi))
             src_k, src_i = keys[lo:hi], idx[lo:hi]
             dst_k, dst_i = tmp_keys[:m], tmp_idx[:m]
             in_tmp = False
