@@ -94,3 +94,20 @@ def test_numba_reads_the_same_dir():
     assert numba.config.CACHE_DIR == os.environ.get(CACHE_ENV, "")
     if _numba.CACHE_DIR is not None:
         assert os.environ[CACHE_ENV] == str(_numba.CACHE_DIR)
+
+
+def test_every_jitting_module_imports_numba_through_nx():
+    """numba reads its cache dir when a jitted function is defined: any module of nx
+    that imported numba itself could define kernels before the dir is set."""
+    root = Path(_numba.__file__).resolve().parents[1]
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("engine", "cli")
+        for path in (root / folder).rglob("*.py")
+        if path.name != "_numba.py"
+        and any(
+            line.strip().startswith(("import numba", "from numba"))
+            for line in path.read_text(encoding="utf-8").splitlines()
+        )
+    ]
+    assert not offenders, f"import njit from nx.engine._numba instead: {offenders}"
