@@ -249,7 +249,10 @@ def _run(args: list[str]) -> tuple[float, str]:
 
 
 def _cache_state() -> dict[str, float]:
-    return {p.name: p.stat().st_mtime for p in (ENGINE_DIR / "__pycache__").glob("*.nb*")}
+    from nx.engine._numba import CACHE_DIR
+
+    folder = ENGINE_DIR / "__pycache__" if CACHE_DIR is None else CACHE_DIR
+    return {str(p): p.stat().st_mtime for p in folder.rglob("*.nb*")}
 
 
 def _load() -> str:

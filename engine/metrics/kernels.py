@@ -2,8 +2,19 @@
 
 Layout: rows are grouped by era once; era ``e`` owns rows ``offsets[e]:offsets[e+1]``.
 Prediction columns are stacked as ``preds[c, row]`` so one pass scores them all;
-reference columns (benchmark, meta model) as ``refs[r, row]``. Kernels parallelise
-over eras with ``prange`` and return small per-era arrays.
+reference columns (benchmark, meta model) as ``refs[r, row]``. Each public function
+is a Python wrapper that allocates the small per-era outputs and runs a jitted
+kernel over ranges of eras on a thread per core (the kernels release the GIL).
+
+Compile time matters as much as run time here: a cold cache compiles every kernel
+a command calls (the score kernel alone once took ~14 s of CPU). So the kernels
+are serial (``parallel=True`` compiled every loop a second time as a parfor for
+little gain over threads), the wrappers hand them C-contiguous float64 arrays so
+that each kernel is compiled for one set of argument types, and no kernel uses
+numba's array-to-array slice assignment (its broadcasting and error-message code
+cost seconds to compile): :func:`_copy` loops instead. Small helpers are plain
+jitted functions, not ``inline="always"``: numba typed and lowered an inlined
+helper again at every call site, while LLVM inlines small functions anyway.
 
 Which rows each step sees follows numerai-tools 0.7.2 exactly (see
 ``numerai-reference.md`` section 4); NaN marks a missing value everywhere.
@@ -12,16 +23,55 @@ Which rows each step sees follows numerai-tools 0.7.2 exactly (see
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit, prange
 
+from nx.engine._numba import njit
 from nx.engine.metrics.ndtri import central_rank_values, ndtri
 
 NAN = np.nan
+# below this many rows a call runs on the calling thread (threads cost ~0.1 ms)
+_THREADED_ROWS = 20_000
+_CHUNKS_PER_WORKER = 4
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _floats(values: np.ndarray) -> np.ndarray:
+    """``values`` as a C-contiguous float64 array (no copy when it already is one)."""
+    return np.ascontiguousarray(values, dtype=np.float64)
+
+
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _over_eras(kernel: Callable, offsets: np.ndarray, inputs: tuple, outputs: tuple) -> None:
+    """Run ``kernel(*inputs, e0, e1, *outputs)`` over all eras: on the calling thread
+    for small inputs, else in era ranges of about equal rows on a thread per core
+    (each range writes its own eras' outputs)."""
+    n_eras = offsets.shape[0] - 1
+    workers = min(_workers(), n_eras)
+    if workers <= 1 or offsets[-1] < _THREADED_ROWS:
+        kernel(*inputs, 0, n_eras, *outputs)
+        return
+    n_chunks = min(n_eras, workers * _CHUNKS_PER_WORKER)
+    cuts = np.searchsorted(offsets, np.linspace(0, offsets[-1], n_chunks + 1)[1:-1])
+    bounds = np.unique(np.concatenate([[0], np.minimum(cuts, n_eras), [n_eras]]))
+    with ThreadPoolExecutor(workers, thread_name_prefix="nx-eras") as pool:
+        futures = [
+            pool.submit(kernel, *inputs, int(e0), int(e1), *outputs)
+            for e0, e1 in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        for future in futures:
+            future.result()
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
 def signed_pow15(x: float) -> float:
     """sign(x) * |x| ** 1.5."""
     if x >= 0.0:
@@ -31,7 +81,7 @@ def signed_pow15(x: float) -> float:
 
 _INSERTION_MAX = 24
 _SPREAD_DEPTH = 4
-# bucket = int((v - min) * scale) must stay finite: wider ranges go to quicksort
+# bucket = int((v - min) * scale) must stay finite: wider ranges go to the merge sort
 _MAX_SCALE = 1e300
 
 
@@ -50,26 +100,98 @@ def _insertion_sort(keys: np.ndarray, idx: np.ndarray, lo: int, hi: int) -> None
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _spread_sort(
-    keys: np.ndarray,
-    idx: np.ndarray,
-    tmp_keys: np.ndarray,
-    tmp_idx: np.ndarray,
-    bucket: np.ndarray,
-    counts: np.ndarray,
-) -> None:
-    """Sort ``keys`` in place, carrying ``idx`` along.
+def _copy(dst: np.ndarray, src: np.ndarray) -> None:
+    """dst[i] = src[i]: a plain loop (numba's array-to-array slice assignment pulls in
+    broadcasting and error-formatting code that costs seconds to compile)."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
 
-    Each range is distributed into as many buckets as items by linear interpolation
-    between its min and max (a counting sort), then each bucket is sorted the same
-    way (insertion sort when small; a range of equal keys is done). Linear time for
-    the smooth or heavily tied data that predictions are; past a few levels a range
-    falls back to numba's quicksort, so the worst case stays O(n log n).
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -> int:
+    """Sort the non-NaN entries of ``values`` into ``keys[:k]`` (their positions into
+    ``idx[:k]``; ties in any order); returns k. ``buffers`` from :func:`_buffers`.
+
+    A spread sort: a range is distributed into as many buckets as items by linear
+    interpolation between its min and max (a counting sort), then each bucket is
+    sorted the same way (insertion sort when small; a range of equal keys is done).
+    Linear time for the smooth or heavily tied data that predictions are; past a few
+    levels a range falls back to a merge sort, so the worst case stays O(n log n).
+    The first level is fused with the NaN filtering: one pass for min/max, one to
+    bucket, one to scatter. (One function with its own stack of ranges: each level
+    of jitted calls is optimized again inside its caller, so depth costs compile
+    time.)
     """
-    n = keys.shape[0]
-    stack = [(0, n, 0)]
-    while len(stack) > 0:
-        lo, hi, depth = stack.pop()
+    tmp_keys, tmp_idx, bucket, counts = buffers
+    n = values.shape[0]
+    k = 0
+    vmin = np.inf
+    vmax = -np.inf
+    for i in range(n):
+        v = values[i]
+        if not math.isnan(v):
+            k += 1
+            vmin = min(vmin, v)
+            vmax = max(vmax, v)
+    width = vmax - vmin
+    scale = k / width if width > 0.0 else 0.0
+    # ranges (lo, hi, depth) left to sort: disjoint, longer than _INSERTION_MAX each
+    stack = np.empty((k // _INSERTION_MAX + 2, 3), dtype=np.int64)
+    top = 0
+    if k <= _INSERTION_MAX or not (0.0 < width < np.inf and scale < _MAX_SCALE):
+        j = 0
+        for i in range(n):
+            if not math.isnan(values[i]):
+                keys[j] = values[i]
+                idx[j] = i
+                j += 1
+        if k > 1 and width != 0.0:
+            stack[0, 0] = 0
+            stack[0, 1] = k
+            stack[0, 2] = 0
+            top = 1
+    else:
+        counts[: k + 1] = 0
+        for i in range(n):
+            v = values[i]
+            if not math.isnan(v):
+                b = min(int((v - vmin) * scale), k - 1)
+                bucket[i] = b
+                counts[b + 1] += 1
+        largest = 0
+        for b in range(k):
+            largest = max(largest, counts[b + 1])
+            counts[b + 1] += counts[b]
+        for i in range(n):
+            v = values[i]
+            if not math.isnan(v):
+                b = bucket[i]
+                c = counts[b]
+                keys[c] = v
+                idx[c] = i
+                counts[b] = c + 1
+        if largest <= _INSERTION_MAX:
+            # keys are out of order only within their small buckets: one insertion
+            # pass over everything finishes them
+            _insertion_sort(keys, idx, 0, k)
+            return k
+        start = 0
+        for b in range(k):
+            end = counts[b]
+            if end - start > 1:
+                if end - start <= _INSERTION_MAX:
+                    _insertion_sort(keys, idx, start, end)
+                else:
+                    stack[top, 0] = start
+                    stack[top, 1] = end
+                    stack[top, 2] = 0
+                    top += 1
+            start = end
+    while top > 0:
+        top -= 1
+        lo = stack[top, 0]
+        hi = stack[top, 1]
+        depth = stack[top, 2]
         m = hi - lo
         if m <= _INSERTION_MAX:
             _insertion_sort(keys, idx, lo, hi)
@@ -83,12 +205,36 @@ def _spread_sort(
             continue
         width = vmax - vmin
         if depth >= _SPREAD_DEPTH or not (width < np.inf and m / width < _MAX_SCALE):
-            order = np.argsort(keys[lo:hi])
-            for i in range(m):
-                tmp_keys[i] = keys[lo + order[i]]
-                tmp_idx[i] = idx[lo + order[i]]
-            keys[lo:hi] = tmp_keys[:m]
-            idx[lo:hi] = tmp_idx[:m]
+            # merge sort: runs of _INSERTION_MAX items by insertion, then runs
+            # merged pairwise (stably) between the range and the tmp buffers
+            for first in range(lo, hi, _INSERTION_MAX):
+                _insertion_sort(keys, idx, first, min(first + _INSERTION_MAX, hi))
+            src_k, src_i = keys[lo:hi], idx[lo:hi]
+            dst_k, dst_i = tmp_keys[:m], tmp_idx[:m]
+            in_tmp = False
+            run = _INSERTION_MAX
+            while run < m:
+                for left in range(0, m, 2 * run):
+                    mid = min(left + run, m)
+                    right = min(left + 2 * run, m)
+                    a, z = left, mid
+                    for o in range(left, right):
+                        if z >= right or (a < mid and src_k[a] <= src_k[z]):
+                            dst_k[o] = src_k[a]
+                            dst_i[o] = src_i[a]
+                            a += 1
+                        else:
+                            dst_k[o] = src_k[z]
+                            dst_i[o] = src_i[z]
+                            z += 1
+                src_k, dst_k = dst_k, src_k
+                src_i, dst_i = dst_i, src_i
+                in_tmp = not in_tmp
+                run *= 2
+            if in_tmp:
+                for i in range(m):
+                    keys[lo + i] = src_k[i]
+                    idx[lo + i] = src_i[i]
             continue
         scale = m / width
         counts[: m + 1] = 0
@@ -104,8 +250,9 @@ def _spread_sort(
             tmp_keys[c] = keys[lo + i]
             tmp_idx[c] = idx[lo + i]
             counts[b] = c + 1
-        keys[lo:hi] = tmp_keys[:m]
-        idx[lo:hi] = tmp_idx[:m]
+        for i in range(m):
+            keys[lo + i] = tmp_keys[i]
+            idx[lo + i] = tmp_idx[i]
         start = 0
         for b in range(m):
             end = counts[b]
@@ -113,76 +260,11 @@ def _spread_sort(
                 if end - start <= _INSERTION_MAX:
                     _insertion_sort(keys, idx, lo + start, lo + end)
                 else:
-                    stack.append((lo + start, lo + end, depth + 1))
+                    stack[top, 0] = lo + start
+                    stack[top, 1] = lo + end
+                    stack[top, 2] = depth + 1
+                    top += 1
             start = end
-
-
-@njit(cache=True, error_model="numpy", nogil=True)
-def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -> int:
-    """Sort the non-NaN entries of ``values`` into ``keys[:k]`` (their positions into
-    ``idx[:k]``; ties in any order); returns k. ``buffers`` from :func:`_buffers`.
-
-    The first level of :func:`_spread_sort` is fused with the NaN filtering: one
-    pass for min/max, one to bucket, one to scatter, then each bucket is finished.
-    """
-    tmp_keys, tmp_idx, bucket, counts = buffers
-    n = values.shape[0]
-    k = 0
-    vmin = np.inf
-    vmax = -np.inf
-    for i in range(n):
-        v = values[i]
-        if not math.isnan(v):
-            k += 1
-            vmin = min(vmin, v)
-            vmax = max(vmax, v)
-    width = vmax - vmin
-    scale = k / width if width > 0.0 else 0.0
-    if k <= _INSERTION_MAX or not (0.0 < width < np.inf and scale < _MAX_SCALE):
-        j = 0
-        for i in range(n):
-            if not math.isnan(values[i]):
-                keys[j] = values[i]
-                idx[j] = i
-                j += 1
-        if k > 1 and width != 0.0:
-            _spread_sort(keys[:k], idx[:k], tmp_keys, tmp_idx, bucket, counts)
-        return k
-    counts[: k + 1] = 0
-    for i in range(n):
-        v = values[i]
-        if not math.isnan(v):
-            b = min(int((v - vmin) * scale), k - 1)
-            bucket[i] = b
-            counts[b + 1] += 1
-    largest = 0
-    for b in range(k):
-        largest = max(largest, counts[b + 1])
-        counts[b + 1] += counts[b]
-    for i in range(n):
-        v = values[i]
-        if not math.isnan(v):
-            b = bucket[i]
-            c = counts[b]
-            keys[c] = v
-            idx[c] = i
-            counts[b] = c + 1
-    if largest <= _INSERTION_MAX:
-        # keys are out of order only within their small buckets: one insertion
-        # pass over everything finishes them
-        _insertion_sort(keys, idx, 0, k)
-        return k
-    start = 0
-    for b in range(k):
-        end = counts[b]
-        if end - start > 1:
-            if end - start <= _INSERTION_MAX:
-                _insertion_sort(keys, idx, start, end)
-            else:
-                _spread_sort(
-                    keys[start:end], idx[start:end], tmp_keys, tmp_idx, bucket, counts[k + 1 :]
-                )
-        start = end
     return k
 
 
@@ -234,7 +316,7 @@ def fill_rank_table(table: np.ndarray, table_pow: np.ndarray, k: int) -> None:
         table_pow[k // 2] = 0.0
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _rank_table(tables, k: int):
     """The (table, table_pow) of :func:`fill_rank_table` for k values, cached in ``tables``."""
     table, table_pow, table_k = tables
@@ -244,7 +326,7 @@ def _rank_table(tables, k: int):
     return table, table_pow
 
 
-@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _tie_group(keys, s: int, k: int, table, table_pow):
     """The tie group starting at sorted position s: (its last position e, g, pow15(g)).
 
@@ -303,33 +385,6 @@ def centered_pow15(values: np.ndarray, out: np.ndarray) -> int:
     for i in range(values.shape[0]):
         out[i] = signed_pow15(values[i] - mean)
     return n
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def numerai_corr_eras(preds: np.ndarray, target: np.ndarray, offsets: np.ndarray):
-    """Per-era numerai_corr of every prediction column against ``target``.
-
-    Per era: center the target over its non-NaN rows; keep rows where prediction and
-    target are present; prediction -> tie-kept rank -> gaussianize -> signed power 1.5;
-    target -> signed power 1.5; Pearson correlation.
-
-    Returns ``(corr[e, c], kept[e, c])``; ``kept`` is the number of rows used, for the
-    caller's NaN-limit check.
-    """
-    n_eras = offsets.shape[0] - 1
-    n_cols = preds.shape[0]
-    no_refs = np.empty((0, preds.shape[1]))
-    corr = np.full((n_eras, n_cols), NAN)
-    kept = np.zeros((n_eras, n_cols), dtype=np.int64)
-    for e in prange(n_eras):
-        lo = offsets[e]
-        hi = offsets[e + 1]
-        out = _score_era(
-            preds[:, lo:hi], target[lo:hi], no_refs[:, lo:hi], np.zeros(0, dtype=np.bool_)
-        )
-        corr[e] = out[0]
-        kept[e] = out[3][:, 0]
-    return corr, kept
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -495,190 +550,195 @@ def _dot_masked(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _score_era(preds, t, refs, corr_with_ref):
-    """One era of :func:`score_eras`: sums are taken walking each column's sorted
-    order, so ranks are never scattered back to rows."""
+def _score_eras(preds, target, refs, offsets, corr_with_ref, e0, e1, corr, contrib, cwr, kept):
+    """Eras ``e0:e1`` of :func:`score_eras`, written into its outputs. Sums are taken
+    walking each column's sorted order, so ranks are never scattered back to rows.
+
+    (One function: a kernel called from another jitted function is optimized again
+    inside its caller, which doubled the compile time of this, the largest kernel.)
+    """
     n_cols = preds.shape[0]
     n_refs = refs.shape[0]
-    n = t.shape[0]
-    corr = np.full(n_cols, NAN)
-    contrib = np.full((n_cols, n_refs), NAN)
-    cwr = np.full((n_cols, n_refs), NAN)
-    kept = np.zeros((n_cols, 1 + 2 * n_refs), dtype=np.int64)
-    buffers = _buffers(n)
-    tables = _tables(n)
-    keys = np.empty(n)
-    idx = np.empty(n, dtype=np.int64)
-    sel_keys = np.empty(n)
-    sel_idx = np.empty(n, dtype=np.int64)
-    junk = np.empty(n)
-    m2 = np.empty(n)
-    t4c2 = np.empty(n)
-    np.empty(n)
-    p_valid = np.empty(n, dtype=np.bool_)
-    mask = np.empty(n, dtype=np.bool_)
+    for e in range(e0, e1):
+        lo = offsets[e]
+        hi = offsets[e + 1]
+        n = hi - lo
+        t = target[lo:hi]
+        buffers = _buffers(n)
+        tables = _tables(n)
+        keys = np.empty(n)
+        idx = np.empty(n, dtype=np.int64)
+        sel_keys = np.empty(n)
+        sel_idx = np.empty(n, dtype=np.int64)
+        junk = np.empty(n)
+        m2 = np.empty(n)
+        t4c2 = np.empty(n)
+        np.empty(n)
+        p_valid = np.empty(n, dtype=np.bool_)
+        mask = np.empty(n, dtype=np.bool_)
 
-    # target: centered over its non-NaN rows, powered, then shifted (for the sums)
-    t_valid = np.empty(n, dtype=np.bool_)
-    for i in range(n):
-        t_valid[i] = not math.isnan(t[i])
-    tp = np.empty(n)
-    t_count = centered_pow15(t, tp)
-    t_full = t_count == n
-    ty = np.empty(n)
-    _, ty_s, ty_ss = _shifted(tp, t_valid, ty)
-
-    # per reference: its sort; over rows with a target (base): its ranks m, the
-    # x4-centered target and the sums that do not depend on the prediction
-    ref_keys = np.empty((n_refs, n))
-    ref_idx = np.empty((n_refs, n), dtype=np.int64)
-    ref_k = np.zeros(n_refs, dtype=np.int64)
-    base = np.empty((n_refs, n), dtype=np.bool_)
-    base_k = np.zeros(n_refs, dtype=np.int64)
-    m_base = np.empty((n_refs, n))
-    t4c = np.empty((n_refs, n))
-    tm_base = np.zeros(n_refs)
-    mm_base = np.zeros(n_refs)
-    ref_y = np.empty((n_refs, n))
-    ref_y_s = np.zeros(n_refs)
-    ref_y_ss = np.zeros(n_refs)
-    for r in range(n_refs):
-        ref = refs[r]
-        ref_k[r] = sort_valid(ref, ref_keys[r], ref_idx[r], buffers)
+        # target: centered over its non-NaN rows, powered, then shifted (for the sums)
+        t_valid = np.empty(n, dtype=np.bool_)
         for i in range(n):
-            base[r, i] = t_valid[i] and not math.isnan(ref[i])
-        kb = _select(ref_keys[r], ref_idx[r], ref_k[r], base[r], sel_keys, sel_idx)
-        base_k[r] = ranks_sorted(sel_keys, sel_idx, kb, m_base[r], junk, tables)
-        _target4_centered(t, base[r], t4c[r])
-        tm_base[r] = _dot_masked(t4c[r], m_base[r], base[r])
-        mm_base[r] = _dot_masked(m_base[r], m_base[r], base[r])
-        if corr_with_ref[r]:
-            centered_pow15(ref, junk)
-            for i in range(n):
-                mask[i] = not math.isnan(ref[i])
-            _, ref_y_s[r], ref_y_ss[r] = _shifted(junk, mask, ref_y[r])
+            t_valid[i] = not math.isnan(t[i])
+        tp = np.empty(n)
+        t_count = centered_pow15(t, tp)
+        t_full = t_count == n
+        ty = np.empty(n)
+        _, ty_s, ty_ss = _shifted(tp, t_valid, ty)
 
-    # With no NaN anywhere in the era one walk per column gives every sum.
-    refs_full = True
-    for r in range(n_refs):
-        refs_full = refs_full and ref_k[r] == n
-    n_w = 0
-    for r in range(n_refs):
-        if corr_with_ref[r]:
-            n_w += 1
-    ys_all = np.empty((1 + n_w, n))
-    ys_all[0] = ty
-    w_pos = np.zeros(n_refs, dtype=np.int64)
-    j = 1
-    for r in range(n_refs):
-        if corr_with_ref[r]:
-            ys_all[j] = ref_y[r]
-            w_pos[r] = j
-            j += 1
-    zs_all = np.empty((2 * n_refs, n))
-    for r in range(n_refs):
-        zs_all[2 * r] = t4c[r]
-        zs_all[2 * r + 1] = m_base[r]
-    sums_y = np.empty(max(1 + n_w, 4))
-    sums_z = np.empty(2 * n_refs)
-    ys1 = np.empty((1, n))
-    zs2 = np.empty((2, n))
-    sy1 = np.empty(1)
-    sz2 = np.empty(2)
-    no_z = np.empty((0, n))
-    no_sz = np.empty(0)
-
-    packed = np.empty((0, 4))  # the one-reference walk's inputs, made on first use
-    for c in range(n_cols):
-        p = preds[c]
-        k_p = sort_valid(p, keys, idx, buffers)
-        p_full = k_p == n
-        if p_full and t_full and refs_full:
-            if n_refs == 1:  # the common case, with its sums in registers
-                if packed.shape[0] == 0:
-                    packed = np.empty((n, 4))
-                    for i in range(n):
-                        packed[i, 0] = ys_all[0, i]
-                        packed[i, 1] = ys_all[n_w, i]
-                        packed[i, 2] = zs_all[0, i]
-                        packed[i, 3] = zs_all[1, i]
-                s_gp, s_gp2 = _walk_one_ref(keys, idx, n, tables, packed, sums_y)
-                sums_z[0] = sums_y[2]
-                sums_z[1] = sums_y[3]
-            else:
-                s_gp, s_gp2 = _walk(keys, idx, n, tables, ys_all, zs_all, sums_y, sums_z)
-            kept[c, :] = n
-            corr[c] = _pearson_from_sums(n, s_gp, s_gp2, sums_y[0], ty_s, ty_ss)
-            for r in range(n_refs):
-                s_gt = sums_z[2 * r]
-                s_gm = sums_z[2 * r + 1]
-                contrib[c, r] = (s_gt - tm_base[r] * (s_gm / mm_base[r])) / n
-                if corr_with_ref[r]:
-                    w = sums_y[w_pos[r]]
-                    cwr[c, r] = _pearson_from_sums(n, s_gp, s_gp2, w, ref_y_s[r], ref_y_ss[r])
-            continue
-        if not p_full:
-            for i in range(n):
-                p_valid[i] = not math.isnan(p[i])
-        # numerai_corr: rows with prediction and target
-        for i in range(n):
-            mask[i] = t_valid[i] and (p_full or p_valid[i])
-        k = _select(keys, idx, k_p, mask, sel_keys, sel_idx)
-        kept[c, 0] = k
-        if k > 0:
-            y_s = 0.0
-            y_ss = 0.0
-            for i in range(n):
-                if mask[i]:
-                    y_s += ty[i]
-                    y_ss += ty[i] * ty[i]
-            ys1[0] = ty
-            s_gp, s_gp2 = _walk(sel_keys, sel_idx, k, tables, ys1, no_z, sy1, no_sz)
-            corr[c] = _pearson_from_sums(k, s_gp, s_gp2, sy1[0], y_s, y_ss)
+        # per reference: its sort; over rows with a target (base): its ranks m, the
+        # x4-centered target and the sums that do not depend on the prediction
+        ref_keys = np.empty((n_refs, n))
+        ref_idx = np.empty((n_refs, n), dtype=np.int64)
+        ref_k = np.zeros(n_refs, dtype=np.int64)
+        base = np.empty((n_refs, n), dtype=np.bool_)
+        base_k = np.zeros(n_refs, dtype=np.int64)
+        m_base = np.empty((n_refs, n))
+        t4c = np.empty((n_refs, n))
+        tm_base = np.zeros(n_refs)
+        mm_base = np.zeros(n_refs)
+        ref_y = np.empty((n_refs, n))
+        ref_y_s = np.zeros(n_refs)
+        ref_y_ss = np.zeros(n_refs)
         for r in range(n_refs):
-            ref = refs[r]
-            # correlation contribution: rows with prediction, reference and target
-            if p_full:
-                kb = _select(keys, idx, k_p, base[r], sel_keys, sel_idx)
-                zs2[0] = t4c[r]
-                zs2[1] = m_base[r]
-                s_tm, s_mm = tm_base[r], mm_base[r]
-            else:
-                for i in range(n):
-                    mask[i] = base[r, i] and p_valid[i]
-                kb = _select(ref_keys[r], ref_idx[r], ref_k[r], mask, sel_keys, sel_idx)
-                ranks_sorted(sel_keys, sel_idx, kb, m2, junk, tables)
-                _target4_centered(t, mask, t4c2)
-                s_tm = _dot_masked(t4c2, m2, mask)
-                s_mm = _dot_masked(m2, m2, mask)
-                kb = _select(keys, idx, k_p, mask, sel_keys, sel_idx)
-                zs2[0] = t4c2
-                zs2[1] = m2
-            kept[c, 1 + r] = kb
-            if kb > 0:
-                _walk(sel_keys, sel_idx, kb, tables, no_z, zs2, no_sz, sz2)
-                # t . (p - m (p.m)/(m.m)) / n
-                contrib[c, r] = (sz2[0] - s_tm * (sz2[1] / s_mm)) / kb
+            ref = refs[r, lo:hi]
+            ref_k[r] = sort_valid(ref, ref_keys[r], ref_idx[r], buffers)
+            for i in range(n):
+                base[r, i] = t_valid[i] and not math.isnan(ref[i])
+            kb = _select(ref_keys[r], ref_idx[r], ref_k[r], base[r], sel_keys, sel_idx)
+            base_k[r] = ranks_sorted(sel_keys, sel_idx, kb, m_base[r], junk, tables)
+            _target4_centered(t, base[r], t4c[r])
+            tm_base[r] = _dot_masked(t4c[r], m_base[r], base[r])
+            mm_base[r] = _dot_masked(m_base[r], m_base[r], base[r])
             if corr_with_ref[r]:
-                # numerai_corr with the reference as target: rows with both present
+                centered_pow15(ref, junk)
                 for i in range(n):
-                    mask[i] = (p_full or p_valid[i]) and not math.isnan(ref[i])
-                kw = _select(keys, idx, k_p, mask, sel_keys, sel_idx)
-                kept[c, 1 + n_refs + r] = kw
-                if kw > 0:
-                    y_s = 0.0
-                    y_ss = 0.0
+                    mask[i] = not math.isnan(ref[i])
+                _, ref_y_s[r], ref_y_ss[r] = _shifted(junk, mask, ref_y[r])
+
+        # With no NaN anywhere in the era one walk per column gives every sum.
+        refs_full = True
+        for r in range(n_refs):
+            refs_full = refs_full and ref_k[r] == n
+        n_w = 0
+        for r in range(n_refs):
+            if corr_with_ref[r]:
+                n_w += 1
+        ys_all = np.empty((1 + n_w, n))
+        _copy(ys_all[0], ty)
+        w_pos = np.zeros(n_refs, dtype=np.int64)
+        j = 1
+        for r in range(n_refs):
+            if corr_with_ref[r]:
+                _copy(ys_all[j], ref_y[r])
+                w_pos[r] = j
+                j += 1
+        zs_all = np.empty((2 * n_refs, n))
+        for r in range(n_refs):
+            _copy(zs_all[2 * r], t4c[r])
+            _copy(zs_all[2 * r + 1], m_base[r])
+        sums_y = np.empty(max(1 + n_w, 4))
+        sums_z = np.empty(2 * n_refs)
+        ys1 = np.empty((1, n))
+        zs2 = np.empty((2, n))
+        sy1 = np.empty(1)
+        sz2 = np.empty(2)
+        no_z = np.empty((0, n))
+        no_sz = np.empty(0)
+
+        packed = np.empty((0, 4))  # the one-reference walk's inputs, made on first use
+        for c in range(n_cols):
+            p = preds[c, lo:hi]
+            k_p = sort_valid(p, keys, idx, buffers)
+            p_full = k_p == n
+            if p_full and t_full and refs_full:
+                if n_refs == 1:  # the common case, with its sums in registers
+                    if packed.shape[0] == 0:
+                        packed = np.empty((n, 4))
+                        for i in range(n):
+                            packed[i, 0] = ys_all[0, i]
+                            packed[i, 1] = ys_all[n_w, i]
+                            packed[i, 2] = zs_all[0, i]
+                            packed[i, 3] = zs_all[1, i]
+                    s_gp, s_gp2 = _walk_one_ref(keys, idx, n, tables, packed, sums_y)
+                    sums_z[0] = sums_y[2]
+                    sums_z[1] = sums_y[3]
+                else:
+                    s_gp, s_gp2 = _walk(keys, idx, n, tables, ys_all, zs_all, sums_y, sums_z)
+                for slot in range(kept.shape[2]):
+                    kept[e, c, slot] = n
+                corr[e, c] = _pearson_from_sums(n, s_gp, s_gp2, sums_y[0], ty_s, ty_ss)
+                for r in range(n_refs):
+                    s_gt = sums_z[2 * r]
+                    s_gm = sums_z[2 * r + 1]
+                    contrib[e, c, r] = (s_gt - tm_base[r] * (s_gm / mm_base[r])) / n
+                    if corr_with_ref[r]:
+                        w = sums_y[w_pos[r]]
+                        cwr[e, c, r] = _pearson_from_sums(
+                            n, s_gp, s_gp2, w, ref_y_s[r], ref_y_ss[r]
+                        )
+                continue
+            if not p_full:
+                for i in range(n):
+                    p_valid[i] = not math.isnan(p[i])
+            # numerai_corr: rows with prediction and target
+            for i in range(n):
+                mask[i] = t_valid[i] and (p_full or p_valid[i])
+            k = _select(keys, idx, k_p, mask, sel_keys, sel_idx)
+            kept[e, c, 0] = k
+            if k > 0:
+                y_s = 0.0
+                y_ss = 0.0
+                for i in range(n):
+                    if mask[i]:
+                        y_s += ty[i]
+                        y_ss += ty[i] * ty[i]
+                _copy(ys1[0], ty)
+                s_gp, s_gp2 = _walk(sel_keys, sel_idx, k, tables, ys1, no_z, sy1, no_sz)
+                corr[e, c] = _pearson_from_sums(k, s_gp, s_gp2, sy1[0], y_s, y_ss)
+            for r in range(n_refs):
+                ref = refs[r, lo:hi]
+                # correlation contribution: rows with prediction, reference and target
+                if p_full:
+                    kb = _select(keys, idx, k_p, base[r], sel_keys, sel_idx)
+                    _copy(zs2[0], t4c[r])
+                    _copy(zs2[1], m_base[r])
+                    s_tm, s_mm = tm_base[r], mm_base[r]
+                else:
                     for i in range(n):
-                        if mask[i]:
-                            y_s += ref_y[r, i]
-                            y_ss += ref_y[r, i] * ref_y[r, i]
-                    ys1[0] = ref_y[r]
-                    s_gp, s_gp2 = _walk(sel_keys, sel_idx, kw, tables, ys1, no_z, sy1, no_sz)
-                    cwr[c, r] = _pearson_from_sums(kw, s_gp, s_gp2, sy1[0], y_s, y_ss)
-    return corr, contrib, cwr, kept
+                        mask[i] = base[r, i] and p_valid[i]
+                    kb = _select(ref_keys[r], ref_idx[r], ref_k[r], mask, sel_keys, sel_idx)
+                    ranks_sorted(sel_keys, sel_idx, kb, m2, junk, tables)
+                    _target4_centered(t, mask, t4c2)
+                    s_tm = _dot_masked(t4c2, m2, mask)
+                    s_mm = _dot_masked(m2, m2, mask)
+                    kb = _select(keys, idx, k_p, mask, sel_keys, sel_idx)
+                    _copy(zs2[0], t4c2)
+                    _copy(zs2[1], m2)
+                kept[e, c, 1 + r] = kb
+                if kb > 0:
+                    _walk(sel_keys, sel_idx, kb, tables, no_z, zs2, no_sz, sz2)
+                    # t . (p - m (p.m)/(m.m)) / n
+                    contrib[e, c, r] = (sz2[0] - s_tm * (sz2[1] / s_mm)) / kb
+                if corr_with_ref[r]:
+                    # numerai_corr with the reference as target: rows with both present
+                    for i in range(n):
+                        mask[i] = (p_full or p_valid[i]) and not math.isnan(ref[i])
+                    kw = _select(keys, idx, k_p, mask, sel_keys, sel_idx)
+                    kept[e, c, 1 + n_refs + r] = kw
+                    if kw > 0:
+                        y_s = 0.0
+                        y_ss = 0.0
+                        for i in range(n):
+                            if mask[i]:
+                                y_s += ref_y[r, i]
+                                y_ss += ref_y[r, i] * ref_y[r, i]
+                        _copy(ys1[0], ref_y[r])
+                        s_gp, s_gp2 = _walk(sel_keys, sel_idx, kw, tables, ys1, no_z, sy1, no_sz)
+                        cwr[e, c, r] = _pearson_from_sums(kw, s_gp, s_gp2, sy1[0], y_s, y_ss)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
 def score_eras(
     preds: np.ndarray,
     target: np.ndarray,
@@ -699,6 +759,8 @@ def score_eras(
     Returns ``corr[e, c], contrib[e, c, r], cwr[e, c, r]`` and the kept-row counts
     ``kept[e, c, s]`` for s = 0 (corr), 1 + r (contribution), 1 + R + r (cwr).
     """
+    preds, target, refs = _floats(preds), _floats(target), _floats(refs)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     n_eras = offsets.shape[0] - 1
     n_cols = preds.shape[0]
     n_refs = refs.shape[0]
@@ -706,27 +768,33 @@ def score_eras(
     contrib = np.full((n_eras, n_cols, n_refs), NAN)
     cwr = np.full((n_eras, n_cols, n_refs), NAN)
     kept = np.zeros((n_eras, n_cols, 1 + 2 * n_refs), dtype=np.int64)
-    for e in prange(n_eras):
-        lo = offsets[e]
-        hi = offsets[e + 1]
-        out = _score_era(preds[:, lo:hi], target[lo:hi], refs[:, lo:hi], corr_with_ref)
-        corr[e] = out[0]
-        contrib[e] = out[1]
-        cwr[e] = out[2]
-        kept[e] = out[3]
+    inputs = (preds, target, refs, offsets, np.ascontiguousarray(corr_with_ref, dtype=np.bool_))
+    _over_eras(_score_eras, offsets, inputs, (corr, contrib, cwr, kept))
     return corr, contrib, cwr, kept
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def gauss_rank_eras(values: np.ndarray, offsets: np.ndarray, power: bool) -> np.ndarray:
-    """Per era and column: tie-kept rank -> gaussianize (-> signed power 1.5 if ``power``).
+def numerai_corr_eras(preds: np.ndarray, target: np.ndarray, offsets: np.ndarray):
+    """Per-era numerai_corr of every prediction column against ``target``.
 
-    ``values[c, row]``; NaN stays NaN and is left out of the ranking.
+    Per era: center the target over its non-NaN rows; keep rows where prediction and
+    target are present; prediction -> tie-kept rank -> gaussianize -> signed power 1.5;
+    target -> signed power 1.5; Pearson correlation.
+
+    Returns ``(corr[e, c], kept[e, c])``; ``kept`` is the number of rows used, for the
+    caller's NaN-limit check. (:func:`score_eras` without references: the same
+    compiled kernel.)
     """
-    n_eras = offsets.shape[0] - 1
+    preds = _floats(preds)
+    no_refs = np.empty((0, preds.shape[1]))
+    corr, _, _, kept = score_eras(preds, target, no_refs, offsets, np.zeros(0, dtype=np.bool_))
+    return corr, kept[:, :, 0]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _gauss_rank_eras(values, offsets, power, e0, e1, out):
+    """Eras ``e0:e1`` of :func:`gauss_rank_eras`, written into ``out``."""
     n_cols = values.shape[0]
-    out = np.full(values.shape, NAN)
-    for e in prange(n_eras):
+    for e in range(e0, e1):
         lo = offsets[e]
         hi = offsets[e + 1]
         n = hi - lo
@@ -743,16 +811,25 @@ def gauss_rank_eras(values: np.ndarray, offsets: np.ndarray, power: bool) -> np.
             src = gp if power else g
             for j in range(k):
                 out[c, lo + idx[j]] = src[idx[j]]
+
+
+def gauss_rank_eras(values: np.ndarray, offsets: np.ndarray, power: bool) -> np.ndarray:
+    """Per era and column: tie-kept rank -> gaussianize (-> signed power 1.5 if ``power``).
+
+    ``values[c, row]``; NaN stays NaN and is left out of the ranking.
+    """
+    values = _floats(values)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    out = np.full(values.shape, NAN)
+    _over_eras(_gauss_rank_eras, offsets, (values, offsets, bool(power)), (out,))
     return out
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def tie_kept_rank_eras(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Per era and column: (average rank - 0.5) / (non-NaN count); NaN stays NaN."""
-    n_eras = offsets.shape[0] - 1
+@njit(cache=True, error_model="numpy", nogil=True)
+def _tie_kept_rank_eras(values, offsets, e0, e1, out):
+    """Eras ``e0:e1`` of :func:`tie_kept_rank_eras`, written into ``out``."""
     n_cols = values.shape[0]
-    out = np.full(values.shape, NAN)
-    for e in prange(n_eras):
+    for e in range(e0, e1):
         lo = offsets[e]
         hi = offsets[e + 1]
         for c in range(n_cols):
@@ -768,22 +845,23 @@ def tie_kept_rank_eras(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
                 for j in range(s, e2 + 1):
                     out[c, lo + order[j]] = r
                 s = e2 + 1
+
+
+def tie_kept_rank_eras(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per era and column: (average rank - 0.5) / (non-NaN count); NaN stays NaN."""
+    values = _floats(values)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    out = np.full(values.shape, NAN)
+    _over_eras(_tie_kept_rank_eras, offsets, (values, offsets), (out,))
     return out
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
-def exposure_eras(preds: np.ndarray, features: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Per era and column: max over features of |Pearson(prediction, feature)|.
-
-    Over the rows where the prediction is present; features with zero variance in
-    the era (correlation undefined) are skipped; NaN when none is left.
-    ``features[row, j]`` (any numeric dtype, no NaN).
-    """
-    n_eras = offsets.shape[0] - 1
+@njit(cache=True, error_model="numpy", nogil=True)
+def _exposure_eras(preds, features, offsets, e0, e1, out):
+    """Eras ``e0:e1`` of :func:`exposure_eras`, written into ``out``."""
     n_cols = preds.shape[0]
     n_feat = features.shape[1]
-    out = np.full((n_eras, n_cols), NAN)
-    for e in prange(n_eras):
+    for e in range(e0, e1):
         lo = offsets[e]
         hi = offsets[e + 1]
         for c in range(n_cols):
@@ -826,6 +904,20 @@ def exposure_eras(preds: np.ndarray, features: np.ndarray, offsets: np.ndarray) 
                     best = a
             if best >= 0.0:
                 out[e, c] = min(best, 1.0)
+
+
+def exposure_eras(preds: np.ndarray, features: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per era and column: max over features of |Pearson(prediction, feature)|.
+
+    Over the rows where the prediction is present; features with zero variance in
+    the era (correlation undefined) are skipped; NaN when none is left.
+    ``features[row, j]`` (any numeric dtype, no NaN; compiled once per dtype).
+    """
+    preds = _floats(preds)
+    features = np.ascontiguousarray(features)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    out = np.full((offsets.shape[0] - 1, preds.shape[0]), NAN)
+    _over_eras(_exposure_eras, offsets, (preds, features, offsets), (out,))
     return out
 
 
@@ -845,40 +937,24 @@ def counting_order(codes: np.ndarray, n_codes: int) -> np.ndarray:
     return order
 
 
-@njit(cache=True, error_model="numpy")
 def summary_stats(values: np.ndarray):
     """(mean, std ddof 0, sharpe, max drawdown, n_nan) of a per-era series, NaN skipped.
 
-    Max drawdown = max over eras of (running max of cumsum - cumsum), >= 0.
+    Max drawdown = max over eras of (running max of cumsum - cumsum), >= 0. Plain
+    numpy (a series has one value per era: nothing to compile); sums are taken in
+    order (``cumsum``), as a loop would.
     """
-    n = 0
-    total = 0.0
-    n_nan = 0
-    for v in values:
-        if math.isnan(v):
-            n_nan += 1
-        else:
-            n += 1
-            total += v
-    if n == 0:
+    values = np.asarray(values, dtype=np.float64)
+    present = values[~np.isnan(values)]
+    n_nan = values.shape[0] - present.shape[0]
+    if present.shape[0] == 0:
         return NAN, NAN, NAN, NAN, n_nan
-    mean = total / n
-    ss = 0.0
-    for v in values:
-        if not math.isnan(v):
-            ss += (v - mean) ** 2
-    std = math.sqrt(ss / n)
+    cum = np.cumsum(present)
+    mean = cum[-1] / present.shape[0]
+    std = math.sqrt(np.cumsum((present - mean) ** 2)[-1] / present.shape[0])
     sharpe = mean / std if std > 0.0 else NAN
-    cum = 0.0
-    peak = -np.inf
-    drawdown = 0.0
-    for v in values:
-        if math.isnan(v):
-            continue
-        cum += v
-        peak = max(peak, cum)
-        drawdown = max(drawdown, peak - cum)
-    return mean, std, sharpe, drawdown, n_nan
+    drawdown = max(0.0, float(np.max(np.maximum.accumulate(cum) - cum)))
+    return float(mean), std, sharpe, drawdown, n_nan
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

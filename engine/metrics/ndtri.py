@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from nx.engine._numba import njit
 
 # Central region, |q| <= 0.425: q * A(r) / B(r) with r = 0.180625 - q^2.
 _A = (

@@ -21,7 +21,8 @@ under 1e-10) falls back to ``numpy.linalg.lstsq`` with ``rcond=1e-6`` itself.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from nx.engine._numba import njit
 
 _F32_EXACT = float(2**24)
 _F64_EXACT = float(2**53)
