@@ -155,6 +155,10 @@ def export(
         Path | None,
         typer.Option("--output-dir", help="Experiment directory for --config training."),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="With --config: replace an earlier run of the same name."),
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Write a Numerai pickle of saved models, built inside the runtime venv, plus a sidecar."""
@@ -165,7 +169,13 @@ def export(
     if config is not None:
         runtime_python(runtime or DEFAULT_RUNTIME)  # fail before training, not after
         dirs.append(
-            train_final(config, data_dir=data_dir, output_dir=output_dir, progress=progress)
+            train_final(
+                config,
+                data_dir=data_dir,
+                output_dir=output_dir,
+                overwrite=overwrite,
+                progress=progress,
+            )
         )
     result = export_models(
         dirs,

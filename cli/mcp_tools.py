@@ -32,7 +32,9 @@ SERVER_NAME = "nx"
 INSTRUCTIONS = (
     "nx: research and deployment for the Numerai tournament. Local tools build and inspect "
     "datasets (build_data, data_info), train configs with era-wise CV (train) and score "
-    "predictions files (score_predictions). Numerai tools (check_api_credentials, "
+    "predictions files (score_predictions), export a Numerai pickle (export_pickle), run it "
+    "as Numerai's harness does (check_pickle) and predict live data (predict_live). Numerai "
+    "tools (check_api_credentials, "
     "create_model, upload_model, get_model_profile, get_model_performance, get_leaderboard, "
     "get_tournaments, get_current_round, list_datasets, run_diagnostics, graphql_query, "
     "submit_predictions) read NUMERAI_PUBLIC_ID + NUMERAI_SECRET_KEY or NUMERAI_MCP_AUTH."
@@ -276,6 +278,91 @@ async def score_predictions(
         return _json_safe(score_document(scored, summary, table["era"].n_unique()))
 
     return await run(ctx, work)
+
+
+Runtime = Annotated[
+    str | None, Field(description="Numerai runtime (Python version): 3.10-3.13; default 3.12.")
+]
+
+
+@tool()
+async def export_pickle(
+    ctx: Context,
+    model_dirs: Annotated[list[str], Field(description="Model folders from train --final.")],
+    output: Annotated[str, Field(description="The pickle to write.")],
+    weights: Annotated[list[float] | None, Field(description="Blend weights.")] = None,
+    runtime: Runtime = None,
+    neutralize_features: Annotated[str | None, Field(description="Feature set.")] = None,
+    neutralize_proportion: float = 1.0,
+    data_dir: DataDir = None,
+) -> dict[str, Any]:
+    """Write a Numerai pickle of saved models, built inside the runtime venv (nx export)."""
+    from nx.engine.export import DEFAULT_RUNTIME, export_models
+
+    result = await run(
+        ctx,
+        lambda progress: export_models(
+            list(model_dirs),
+            output,
+            runtime=runtime or DEFAULT_RUNTIME,
+            weights=weights,
+            neutralize_features=neutralize_features,
+            neutralize_proportion=neutralize_proportion,
+            data_dir=_data_dir(data_dir),
+            progress=progress,
+        ),
+    )
+    return {
+        "pickle": str(result.pickle_path),
+        "sidecar": str(result.sidecar_path),
+        **result.sidecar,
+    }
+
+
+@tool()
+async def check_pickle(
+    ctx: Context,
+    pickle: Annotated[str, Field(description="The pickle to check.")],
+    runtime: Runtime = None,
+    data_dir: DataDir = None,
+) -> dict[str, Any]:
+    """Run a pickle as Numerai's harness does, in its runtime venv (nx check-pickle); a
+    failed rule is a tool error naming it."""
+    from nx.engine.export import check_pickle as run_check
+
+    report = await run(
+        ctx,
+        lambda progress: run_check(
+            Path(pickle), runtime=runtime, data_dir=_data_dir(data_dir), progress=progress
+        ),
+    )
+    return report.to_dict()
+
+
+@tool()
+async def predict_live(
+    ctx: Context,
+    sources: Annotated[list[str], Field(description="Model folders, or one pickle.")],
+    output: Annotated[str, Field(description="CSV to write (id,prediction).")],
+    data: Annotated[str | None, Field(description="Rows (default: live.parquet).")] = None,
+    weights: Annotated[list[float] | None, Field(description="Blend weights.")] = None,
+    runtime: Runtime = None,
+    data_dir: DataDir = None,
+) -> dict[str, Any]:
+    """Predictions in Numerai's submission format from model folders or a pickle (nx predict)."""
+    from nx.engine.export import predict_models, predict_pickle
+
+    def work(progress: Progress):
+        if len(sources) == 1 and Path(sources[0]).is_file():
+            return predict_pickle(
+                sources[0], output, data=data, runtime=runtime, data_dir=_data_dir(data_dir)
+            )
+        return predict_models(
+            list(sources), output, data=data, weights=weights, data_dir=_data_dir(data_dir)
+        )
+
+    result = await run(ctx, work)
+    return {"output": str(result.output), "rows": result.rows, "eras": result.eras}
 
 
 # --- Numerai tools (the names of Numerai's own MCP server) ------------------------------

@@ -52,15 +52,22 @@ def train_final(
     *,
     data_dir: Path | str = DEFAULT_DATA_DIR,
     output_dir: Path | str | None = None,
+    overwrite: bool = False,
     progress: Progress = NO_PROGRESS,
 ) -> Path:
-    """Train ``config_path`` with its final fit (as the reference's export_pkl.py); the model dir."""
-    from nx.engine.train import check_inputs, load_config, train_config
+    """Train ``config_path`` with its final fit (as the reference's export_pkl.py); the model dir.
 
-    config = load_config(config_path)
-    check_inputs(config, data_dir)
-    result = train_config(
-        config, data_dir=data_dir, output_dir=output_dir, final=True, progress=progress
+    An earlier run of the same name is replaced only with ``overwrite``.
+    """
+    from nx.engine.train import load_config, train_configs
+
+    [result] = train_configs(
+        [load_config(config_path)],
+        data_dir=data_dir,
+        output_dir=output_dir,
+        final=True,
+        overwrite=overwrite,
+        progress=progress,
     )
     assert result.model_dir is not None  # final=True always saves the model
     return result.model_dir

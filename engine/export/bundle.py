@@ -309,4 +309,4 @@ def _predict_model(
         nan_mask=nan_mask,
     )
     _, fitted = load_artifact(model.path)
-    return fitted.predict_rows(source, np.arange(features.height))
+    return fitted.predict_source(source, np.arange(features.height))

@@ -13,7 +13,8 @@ than sorting both sides or probing one table of millions of slots at random.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from nx.engine._numba import njit
 
 EMPTY = -1
 _GROUP_BITS = 9  # about 2**9 keys per group: its table (16 KiB) stays in L1/L2

@@ -9,13 +9,12 @@ in, a predictions file for its columns, values and (Classic) live ids.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nx.engine.errors import ApiError, ConfigError, ExportError
+from nx.engine.errors import ApiError, ConfigError
 from nx.engine.numerai.client import NumeraiClient, one_line
 from nx.engine.numerai.operations import (
     CLASSIC,
@@ -105,20 +104,8 @@ mutation($filename: String!, $tournament: Int!, $modelId: String) {
 
 def run_pickle_check(path: Path, runtime: str, data_dir: Path) -> None:
     """``nx check-pickle`` for ``runtime``: raises ExportError when the pickle would fail."""
-    try:
-        export = importlib.import_module("nx.engine.export")
-        check_pickle = export.check_pickle
-    except ModuleNotFoundError as error:
-        if error.name not in ("nx.engine.export", "nx.engine"):
-            raise
-        check_pickle = None
-    except AttributeError:
-        check_pickle = None
-    if check_pickle is None:
-        raise ExportError(
-            "this nx has no `nx check-pickle`, so the pickle cannot be checked before the "
-            "upload; install an nx that has it, or pass --skip-check to upload unchecked"
-        )
+    from nx.engine.export import check_pickle
+
     check_pickle(path, runtime=runtime, data_dir=data_dir)
 
 

@@ -119,11 +119,23 @@ class FittedModel:
     input_format = "numpy"
 
     def predict_rows(self, data: TrainingData, rows: np.ndarray) -> np.ndarray:
+        return self.predict_source(data.source, rows)
+
+    def predict_source(self, source: MatrixSource, rows: np.ndarray) -> np.ndarray:
+        """Predictions of ``rows`` of a model matrix whose columns are the manifest's
+        ``columns`` (what a saved model is served from), in float32 batches."""
         parts = [
-            np.asarray(self.predict(block), dtype=np.float64).ravel()
-            for block in data.source.batches(rows)
+            np.asarray(self.predict(self._input(block, source)), dtype=np.float64).ravel()
+            for block in source.batches(rows)
         ]
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
+
+    def _input(self, block: np.ndarray, source: MatrixSource) -> Any:
+        if self.input_format == "pandas":
+            import pandas as pd
+
+            return pd.DataFrame(block, columns=source.columns)
+        return block
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         raise NotImplementedError

@@ -51,7 +51,7 @@ final_fit = true
 enabled = false
 [model]
 type = "LGBMRegressor"
-x_groups = ["features", "benchmark_models"]
+input_groups = ["features", "benchmark_models"]
 [model.params]
 n_estimators = 25
 learning_rate = 0.1

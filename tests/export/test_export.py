@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
+import cloudpickle
 import numpy as np
 import polars as pl
 import pytest
 
 from tests.conftest import nx_run
 from tests.export.conftest import run_in_runtime
+from tests.numerai.conftest import fake_env
+from tests.numerai.fake_api import SECRET_KEY, FakeNumerai
 
 
 def _export(env, data_dir, out: Path, *args) -> dict:
     done = nx_run("export", *args, "-o", out, "--data-dir", data_dir, "--json", env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+UPLOAD_ARGS = ("numerai", "upload", "--model", "nx_model", "--poll-interval", "0", "--json")
 
 
 def _check(env, data_dir, pickle: Path, *args):
@@ -247,3 +254,43 @@ def test_a_stale_sidecar_is_not_trusted(single, runtime_env, tiny_data_dir, tmp_
     assert done.returncode == 0, done.stderr
     rules = {r["rule"]: r for r in json.loads(done.stdout)["rules"]}
     assert rules["matches_nx"]["skipped"] and "stale sidecar" in rules["matches_nx"]["detail"]
+
+
+# ---- nx numerai upload runs the real check first (no --skip-check)
+
+
+def test_exported_pickle_passes_the_check_and_uploads(single, runtime_env, tiny_data_dir):
+    with FakeNumerai() as fake:
+        result = nx_run(
+            *UPLOAD_ARGS, single, "--data-dir", tiny_data_dir,
+            env={**runtime_env, **fake_env(fake)},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert fake.uploads["stored-model.pkl"] == single.read_bytes()
+        assert fake.calls[-1] == "assignPickleToModel"
+    assert SECRET_KEY not in result.stdout + result.stderr
+
+
+def _rank_first_column(live_features):
+    return live_features.iloc[:, :1].rank(pct=True)
+
+
+def test_pickle_from_another_python_is_refused_before_any_request(
+    runtime_env, tiny_data_dir, tmp_path
+):
+    """Numerai's most reported failure: a pickle made by another Python minor version (the
+    dev venv's, not the runtime's 3.12) does not load there; the upload stops before any
+    request."""
+    bad = tmp_path / "other_python.pkl"
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the runtime has no tests/
+    bad.write_bytes(cloudpickle.dumps(_rank_first_column))
+    with FakeNumerai() as fake:
+        result = nx_run(
+            *UPLOAD_ARGS, bad, "--data-dir", tiny_data_dir, env={**runtime_env, **fake_env(fake)}
+        )
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 2, result.stderr
+        assert len(lines) == 1, result.stderr
+        assert "runtime 3.12" in result.stderr
+        assert fake.calls == []
+    assert "Traceback" not in result.stderr

@@ -26,7 +26,15 @@ NUMERAI_TOOLS = {
     "run_diagnostics",
     "graphql_query",
 }
-LOCAL_TOOLS = {"build_data", "data_info", "train", "score_predictions"}
+LOCAL_TOOLS = {
+    "build_data",
+    "data_info",
+    "train",
+    "score_predictions",
+    "export_pickle",
+    "check_pickle",
+    "predict_live",
+}
 
 
 def _structured(result) -> dict:
