@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from nx.cli import data, export, mcp, metrics, numerai, train
-from nx.cli.common import print_error
+from nx.cli.common import print_error, print_text
 from nx.engine import __version__
 from nx.engine.errors import NxError
 from nx.engine.paths import remove_pending_temp_files
@@ -47,7 +47,7 @@ def _debug_enabled(ctx: click.Context) -> bool:
 
 
 class NxGroup(TyperGroup):
-    """Maps user errors to a one-line message and exit code 2."""
+    """Maps user errors to a one-line message and exit code 2 (or the error's own)."""
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         """Usage errors (a bad option value, an unknown option) become one line too,
@@ -74,10 +74,14 @@ class NxGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except NxError as error:
+            # an error may carry lines to show first (e.g. a failed upload's run log) and
+            # its own exit code (documented where it is raised); otherwise exit 2
+            for line in getattr(error, "log_lines", ()):
+                print_text(f"  {line}", style="dim")
             if _debug_enabled(ctx):
                 traceback.print_exc(file=sys.stderr)
             print_error(" ".join(str(error).split()))
-            raise typer.Exit(code=2) from None
+            raise typer.Exit(code=getattr(error, "exit_code", 2)) from None
         except KeyboardInterrupt as interrupt:
             remove_pending_temp_files()
             if _debug_enabled(ctx):

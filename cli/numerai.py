@@ -28,7 +28,7 @@ from nx.cli.common import (
     print_json,
     table_console,
 )
-from nx.engine.errors import ConfigError, NxError
+from nx.engine.errors import ConfigError
 
 VALIDATION_FAILED_EXIT = 3
 TABLE_WIDTH = 140
@@ -73,35 +73,14 @@ def _redact_chain(error: BaseException) -> None:
 
 
 class NumeraiGroup(TyperGroup):
-    """Redacts every error; maps a failed validation to its own exit code."""
+    """Redacts the secret from every error before the root command reports it."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except NxError as error:
-            _redact_chain(error)
-            code = getattr(error, "exit_code", 2)
-            if code == 2:
-                raise  # the root command reports it (one line, exit 2)
-            _report(error, code)
         except Exception as error:
             _redact_chain(error)
             raise
-
-
-def _report(error: NxError, code: int) -> None:
-    import sys
-    import traceback
-
-    from nx.cli.app import _debug_enabled
-
-    for line in getattr(error, "log_lines", []):
-        err_console.print(f"  [dim]{line}[/dim]", highlight=False, markup=True)
-    if _debug_enabled():
-        traceback.print_exception(error, file=sys.stderr)
-    message = " ".join(str(error).split())
-    err_console.print(f"[bold red]Error:[/bold red] {message}", highlight=False)
-    raise typer.Exit(code=code)
 
 
 app = typer.Typer(

@@ -89,7 +89,7 @@ def check_pickle(pickle_path, *, runtime="3.12", data_dir=None):
     if OUTCOME == "fail":
         raise ExportError("model.pkl imports 'mylib', which Numerai's runtime lacks")
 stub.check_pickle = check_pickle
-sys.modules["nx.engine.export"] = None if OUTCOME == "absent" else stub
+sys.modules["nx.engine.export"] = stub
 from nx.cli.app import main
 sys.argv = ["nx", *sys.argv[3:]]
 main()
@@ -123,18 +123,6 @@ def _run_with_stub_check(fake, marker, outcome, *args):
         text=True,
         env={**os.environ, **fake_env(fake)},
     )
-
-
-def test_upload_without_check_pickle_refuses_unless_skipped(fake_numerai, pickle_file, tmp_path):
-    """An nx without ``nx.engine.export`` cannot check, so it refuses (until --skip-check)."""
-    args = ["numerai", "upload", pickle_file, "--model", "nx_model", "--no-wait"]
-    result = _run_with_stub_check(fake_numerai, tmp_path / "m", "absent", *args)
-    assert result.returncode == 2
-    assert "--skip-check" in result.stderr and "Traceback" not in result.stderr
-    assert fake_numerai.calls == []
-    result = _run_with_stub_check(fake_numerai, tmp_path / "m", "absent", *args, "--skip-check")
-    assert result.returncode == 0, result.stderr
-    assert fake_numerai.uploads["stored-model.pkl"] == pickle_file.read_bytes()
 
 
 def test_submit_sends_the_file_in_numerais_order(fake_numerai, tiny_data_dir, tmp_path):
