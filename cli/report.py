@@ -227,7 +227,10 @@ def plot_benchmarks(
     ] = None,
     reference: Annotated[
         str | None,
-        typer.Option("--reference", help="Model the differences are taken from (default: the version's default benchmark, else the first)."),
+        typer.Option(
+            "--reference",
+            help="Model the differences are taken from (default: the version's default benchmark, else the first).",
+        ),
     ] = None,
     output: Annotated[
         Path | None,

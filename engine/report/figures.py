@@ -263,8 +263,11 @@ def distribution_figure(series: dict[str, dict[str, np.ndarray]], dark: bool = F
             patch.set_edgecolor(t.zero)
         ax.axvline(0, color=t.zero, lw=1)
         ax.invert_yaxis()
-        style_text(ax, dark, f"Per-era {metric} (OOF)", "", f"{metric} per era")
-    fig.subplots_adjust(left=0.2, right=0.98, top=0.9, bottom=0.14, wspace=0.35)
+        if ax is not axes[0]:
+            ax.tick_params(labelleft=False)
+        label = {"corr": "numerai_corr", "bmc": "BMC"}[metric]
+        style_text(ax, dark, f"Per-era {label} (OOF)", "", f"{label} per era")
+    fig.subplots_adjust(left=0.2, right=0.98, top=0.9, bottom=0.14, wspace=0.08)
     return fig
 
 
@@ -278,7 +281,7 @@ def correlation_figure(names: list[str], matrix: np.ndarray, dark: bool = False)
     t = theme(dark)
     size = max(4.0, 0.45 * len(names) + 2.5)
     fig, axes = new_figure(1, dark, height=size)
-    fig.set_size_inches(min(WIDTH_IN, size + 2.0), size)
+    fig.set_size_inches(min(WIDTH_IN, size * 1.4 + 1.0), size)
     ax = axes[0]
     ax.grid(False)
     image = ax.imshow(matrix, cmap="viridis", vmin=min(0.0, np.nanmin(matrix)), vmax=1.0)
@@ -292,6 +295,6 @@ def correlation_figure(names: list[str], matrix: np.ndarray, dark: bool = False)
                         color="black" if value > 0.6 else "white")  # fmt: skip
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     bar.ax.tick_params(colors=t.text, labelsize=8)
-    style_text(ax, dark, "Correlation of OOF predictions (per-era ranks)", "")
-    fig.subplots_adjust(left=0.3, right=0.92, top=0.92, bottom=0.3)
+    style_text(ax, dark, "Correlation of OOF predictions", "")
+    fig.tight_layout()
     return fig
