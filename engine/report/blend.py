@@ -8,7 +8,8 @@ Rank-gauss, per era (the reference framework's ``rank_gauss``), over the non-NaN
 values x of the era: ``g = ndtri((average rank - 0.5) / n)``, then ``g / std(g)``
 (ddof 0) when that std is finite and non-zero; NaN stays NaN. A blend rank-gausses
 each source per era, sums them with weights normalized to sum 1 (a row with a NaN
-source is NaN), and rank-gausses the sum per era again. Ranking and the inverse
+source is NaN; rows with equal inputs get equal sums, a tie, where the reference's
+matrix product can round them apart), and rank-gausses the sum per era again. Ranking and the inverse
 normal CDF are nx's numba kernels (:func:`nx.engine.metrics.gaussianize`).
 """
 
@@ -74,7 +75,13 @@ def blend_rank_gauss(predictions: Any, weights: Sequence[float], eras: Any) -> n
     matrix = np.asarray(predictions, dtype=np.float64)
     weight = normalized_weights(weights, matrix.shape[1])
     layout = eras if isinstance(eras, EraLayout) else EraLayout(eras)
-    return rank_gauss(rank_gauss(matrix, layout) @ weight, layout)
+    ranked = rank_gauss(matrix, layout)
+    # column by column, the same operations for every row: rows with equal inputs get
+    # equal sums, so their tie is kept (a BLAS matrix product may round them apart)
+    blended = np.zeros(len(ranked))
+    for j, w in enumerate(weight):
+        blended += w * ranked[:, j]
+    return rank_gauss(blended, layout)
 
 
 def _read_source(path: Path, index: int, pred_col: str) -> pl.DataFrame:
