@@ -17,7 +17,12 @@ import numpy as np
 import polars as pl
 
 from nx.engine.errors import NxError, ReportError
-from nx.engine.metrics.io import _resolve_column, default_benchmark_model
+from nx.engine.metrics.io import (
+    _check_unique_ids,
+    _id_keys,
+    _resolve_column,
+    default_benchmark_model,
+)
 from nx.engine.paths import DEFAULT_DATA_DIR, DEFAULT_DATA_VERSION, version_dir
 from nx.engine.progress import NO_PROGRESS, Progress
 from nx.engine.report.experiment import Run
@@ -188,24 +193,38 @@ def per_era_scores(
     with ``benchmark_base`` also of the benchmark model itself on that run's rows,
     keyed by the benchmark column's name."""
     from nx.engine import metrics
+    from nx.engine.metrics.io import warm_kernels_in_background
 
+    warming = warm_kernels_in_background()  # numba starts while the files are read
+    try:
+        groups = _read_groups(runs, progress)
+    finally:
+        warming.join()
+    return _score_groups(metrics, groups, benchmark, benchmark_base, progress)
+
+
+def _read_groups(runs: list[Run], progress: Progress) -> list:
+    """The runs' predictions grouped by identical id columns: (id/era/target, members)."""
     groups: list[tuple[pl.DataFrame, list[tuple[str, np.ndarray]]]] = []
     with progress.task("Reading predictions", total=len(runs)) as task:
         for run in runs:
             frame = read_predictions(run)
-            if frame["id"].n_unique() != frame.height:
-                raise ReportError(
-                    f"predictions file {run.predictions_path} has duplicate ids; keep one per id"
-                )
             values = frame["prediction"].to_numpy()
             for rep, members in groups:
                 if rep.height == frame.height and rep["id"].equals(frame["id"]):
                     members.append((run.name, values))
                     break
-            else:
+            else:  # ids not seen yet: checked once per group
+                try:
+                    _check_unique_ids(frame["id"], _id_keys(frame["id"])[2], run.predictions_path)
+                except NxError as error:
+                    raise ReportError(str(error)) from None
                 groups.append((frame.drop("prediction"), [(run.name, values)]))
             task.advance()
+    return groups
 
+
+def _score_groups(metrics, groups, benchmark, benchmark_base, progress) -> dict[str, EraScores]:
     out: dict[str, EraScores] = {}
     with progress.task("Scoring per era", total=len(groups)) as task:
         for rep, members in groups:

@@ -198,7 +198,9 @@ def experiment_figure(
         style_text(ax, dark, "Cumulative per-era BMC (OOF)", "cumulative BMC")
 
     for ax in axes:
-        legend(ax, dark, outside)
+        # many runs: one legend beside the top panel (the colours are the same below)
+        if not outside or ax is axes[0]:
+            legend(ax, dark, outside)
         axis.format(ax)
         if ax is not axes[0]:
             ax.sharex(axes[0])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,11 @@ class ShowResult:
     plot_path: Path | None = None
     figure: Any = None
     runs: list[Run] = field(default_factory=list)
+
+
+def _import_matplotlib() -> None:
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
 
 
 def slug(text: str) -> str:
@@ -105,6 +111,8 @@ def show_experiment(
         raise ReportError(f"unknown sort '{sort}'; use one of {', '.join(SORTS)}")
     experiment_dir = Path(experiment_dir)
     runs = load_experiment(experiment_dir, names, baselines_dir)
+    if plot:  # matplotlib imports while polars reads the predictions (it releases the GIL)
+        threading.Thread(target=_import_matplotlib, daemon=True).start()
     base_run: Run | None = None
     if base is not None and base != BENCHMARK_BASE:
         base_run = next((r for r in runs if r.name == base), None)
