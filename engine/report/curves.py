@@ -152,11 +152,15 @@ def read_predictions(run: Run) -> pl.DataFrame:
             f"predictions file {path} lacks {', '.join(missing)}; it needs columns "
             f"{', '.join(PREDICTION_COLUMNS)}"
         )
-    frame = pl.read_parquet(path, columns=list(PREDICTION_COLUMNS))
-    return frame.with_columns(
-        pl.col("era").cast(pl.String),
-        pl.col("target").cast(pl.Float64),
-        pl.col("prediction").cast(pl.Float64),
+    return (
+        pl.scan_parquet(path)
+        .select(
+            "id",
+            pl.col("era").cast(pl.String),
+            pl.col("target").cast(pl.Float64),
+            pl.col("prediction").cast(pl.Float64),
+        )
+        .collect()
     )
 
 
