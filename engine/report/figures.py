@@ -255,7 +255,7 @@ def distribution_figure(series: dict[str, dict[str, np.ndarray]], dark: bool = F
     for ax, metric in zip(axes, metrics, strict=True):
         data = [_finite(series[n].get(metric, np.array([]))) for n in names]
         box = ax.boxplot(
-            data, vert=False, tick_labels=names, patch_artist=True, widths=0.6,
+            data, orientation="horizontal", tick_labels=names, patch_artist=True, widths=0.6,
             medianprops={"color": t.text}, whiskerprops={"color": t.zero},
             capprops={"color": t.zero}, flierprops={"markeredgecolor": t.zero, "markersize": 3},
         )  # fmt: skip

@@ -69,10 +69,20 @@ def experiment_copy(experiment, tmp_path) -> Path:
     return target
 
 
-def run_json(*args) -> dict:
-    done = nx_run(*args, "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+def run_json(*args, subprocess: bool = False) -> dict:
+    """``nx ARGS --json`` as a subprocess of the installed ``nx``, or (default, faster
+    on a busy machine) through the same Typer app in this process."""
+    if subprocess:
+        done = nx_run(*args, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+    from typer.testing import CliRunner
+
+    from nx.cli.app import app
+
+    result = CliRunner().invoke(app, [*map(str, args), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -83,7 +83,7 @@ def test_nx_blend_matches_pandas_and_is_ranked(experiment_copy, tiny_data_dir):
     sources = [experiment_copy / "predictions" / f"{n}.parquet" for n in ("lgbm_5", "ridge")]
     doc = run_json(
         "blend", *sources, "--weights", "0.7", "--weights", "0.3", "--output-dir",
-        experiment_copy, "--name", "blend_a", "--data-dir", tiny_data_dir,
+        experiment_copy, "--name", "blend_a", "--data-dir", tiny_data_dir, subprocess=True,
     )  # fmt: skip
     assert doc["model"]["type"] == "RankGaussBlend"
     assert doc["model"]["params"]["weights"] == [0.7, 0.3]

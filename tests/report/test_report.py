@@ -20,7 +20,7 @@ def _fmt(value: float) -> str:
 
 
 def test_report_writes_every_section_and_keeps_written_text(experiment_copy, tiny_data_dir):
-    doc = run_json("report", experiment_copy, "--data-dir", tiny_data_dir)
+    doc = run_json("report", experiment_copy, "--data-dir", tiny_data_dir, subprocess=True)
     md_path = experiment_copy / "experiment.md"
     text = md_path.read_text()
     headings = re.findall(r"^## (.+)$", text, re.MULTILINE)

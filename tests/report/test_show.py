@@ -39,7 +39,7 @@ def _assert_same_numbers(row: dict, scored: dict) -> None:
 
 
 def test_leaderboard_numbers_are_nx_score_numbers(experiment, tiny_data_dir):
-    doc = run_json("show", experiment, "--data-dir", tiny_data_dir)
+    doc = run_json("show", experiment, "--data-dir", tiny_data_dir, subprocess=True)
     rows = doc["rows"]
     assert doc["base"] == "v52_lgbm_ender20" and rows[0]["base"] and rows[0]["name"] == doc["base"]
     assert sorted(r["name"] for r in rows[1:]) == sorted(RUNS)
@@ -92,7 +92,7 @@ def test_start_era_table_is_nx_score_of_those_eras(experiment, tiny_data_dir, tm
 
 
 def test_plot_has_three_panels_and_the_reference_name(experiment_copy, tiny_data_dir):
-    doc = run_json("show", experiment_copy, "--plot", "--data-dir", tiny_data_dir)
+    doc = run_json("show", experiment_copy, "--plot", "--data-dir", tiny_data_dir, subprocess=True)
     plot = doc["plot"]
     first = doc["rows"][1]["name"]
     assert plot["path"].endswith(f"plots/v52_lgbm_ender20_vs_{first}_plus_2.png")
