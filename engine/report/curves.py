@@ -134,8 +134,9 @@ def resolve_benchmark(
     return Benchmark(path=path, column=column)
 
 
-def read_predictions(run: Run) -> pl.DataFrame:
-    """``id, era, target, prediction`` of a run's predictions file (era as text)."""
+def read_predictions(run: Run, columns: tuple[str, ...] = PREDICTION_COLUMNS) -> pl.DataFrame:
+    """``columns`` of ``id, era, target, prediction`` of a run's predictions file (era as
+    text, target and prediction as floats)."""
     path = run.predictions_path
     if path is None:
         raise ReportError(
@@ -152,14 +153,10 @@ def read_predictions(run: Run) -> pl.DataFrame:
             f"predictions file {path} lacks {', '.join(missing)}; it needs columns "
             f"{', '.join(PREDICTION_COLUMNS)}"
         )
+    casts = {"era": pl.String, "target": pl.Float64, "prediction": pl.Float64}
     return (
         pl.scan_parquet(path)
-        .select(
-            "id",
-            pl.col("era").cast(pl.String),
-            pl.col("target").cast(pl.Float64),
-            pl.col("prediction").cast(pl.Float64),
-        )
+        .select(pl.col(c).cast(casts[c]) if c in casts else pl.col(c) for c in columns)
         .collect()
     )
 
@@ -212,7 +209,8 @@ def _read_groups(runs: list[Run], progress: Progress) -> list:
     groups: list[tuple[pl.DataFrame, list[tuple[str, np.ndarray]]]] = []
     with progress.task("Reading predictions", total=len(runs)) as task:
         for run in runs:
-            frame = read_predictions(run)
+            # era and target are read only for a run whose ids differ from earlier runs'
+            frame = read_predictions(run, ("id", "prediction"))
             values = frame["prediction"].to_numpy()
             for rep, members in groups:
                 if rep.height == frame.height and rep["id"].equals(frame["id"]):
@@ -223,6 +221,7 @@ def _read_groups(runs: list[Run], progress: Progress) -> list:
                     _check_unique_ids(frame["id"], _id_keys(frame["id"])[2], run.predictions_path)
                 except NxError as error:
                     raise ReportError(str(error)) from None
+                frame = frame.hstack(read_predictions(run, ("era", "target")))
                 groups.append((frame.drop("prediction"), [(run.name, values)]))
             task.advance()
     return groups
