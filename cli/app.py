@@ -19,7 +19,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from nx.cli import data, export, mcp, metrics, numerai, train
+from nx.cli import data, export, mcp, metrics, numerai, report, train
 from nx.cli.common import print_error, print_text
 from nx.engine import __version__
 from nx.engine.errors import NxError
@@ -127,6 +127,7 @@ numerai.register(app)
 mcp.register(app)
 train.register(app)
 export.register(app)
+report.register(app)
 
 
 def main() -> None:
