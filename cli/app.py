@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from nx.cli import data, metrics, train
+from nx.cli import data, metrics, sweep, train
 from nx.cli.common import err_console
 from nx.engine import __version__
 from nx.engine.errors import NxError
@@ -75,6 +75,7 @@ def _root(
 data.register(app)
 metrics.register(app)
 train.register(app)
+sweep.register(app)
 
 
 def main() -> None:
