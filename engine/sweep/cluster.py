@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.util import find_spec
 
 from nx.engine.errors import SweepError
 
@@ -45,7 +44,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         return
     if workers is None or workers < 1:
         raise SweepError(f"--workers {workers}: give at least 1 worker process")
-    dashboard = f"{LOOPBACK}:0" if find_spec("bokeh") is not None else None
+    dashboard = f"{LOOPBACK}:0"  # loopback only; without bokeh it serves a hint page
     with (
         LocalCluster(
             n_workers=workers,

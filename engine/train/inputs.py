@@ -316,7 +316,9 @@ def load_training_data(
         full_path,
         features,
         cfg.feature_set,
-        lambda allocate: _read_feature_matrix(full_path, features, frame.height, progress, allocate),
+        lambda allocate: _read_feature_matrix(
+            full_path, features, frame.height, progress, allocate
+        ),
         progress.warn,
     )
     nan_mask = None
