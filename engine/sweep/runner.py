@@ -176,12 +176,11 @@ def _prepare(sweep: Sweep, out: Path, rerun: bool) -> tuple[_Record, list[SweepC
     foreign = [
         item.name
         for item in sweep.configs
-        if item.name not in entries
-        and any(p.exists() for key, p in _outputs(item, out).items() if key != "config")
+        if item.name not in entries and any(p.exists() for p in _outputs(item, out).values())
     ]
     if foreign:
         raise SweepError(
-            f"{out}: results named {foreign[:3]} exist and were not made by this sweep "
+            f"{out}: outputs named {foreign[:3]} exist and were not made by this sweep "
             f"({path.name}); choose another --output-dir or naming rule (nothing was changed)"
         )
     record = _Record(sweep, path, entries)
@@ -193,10 +192,17 @@ def _prepare(sweep: Sweep, out: Path, rerun: bool) -> tuple[_Record, list[SweepC
             continue
         if entry is not None and entry.get("sha") != item.sha:
             _remove_outputs(item, out)  # made from another version of this config: stale
-        write_json(out / "configs" / f"{item.name}.json", item.raw)
-        entries[item.name] = {"status": "pending", "error": None}
+        entries[item.name] = {
+            "index": item.index,
+            "sha": item.sha,
+            "overrides": item.overrides,
+            "status": "pending",
+            "error": None,
+        }
         pending.append(item)
-    record.save()
+    record.save()  # before the configs: every file under out/ is then claimed by the record
+    for item in pending:
+        write_json(out / "configs" / f"{item.name}.json", item.raw)
     return record, pending, skipped
 
 
