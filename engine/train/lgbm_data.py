@@ -17,11 +17,12 @@ binned. Here:
   count reaches ``min_data_in_bin`` (a boundary is placed after a value once the count
   since the last boundary reaches it), (c) the pre-filter decision (can any split leave
   ``min_data_in_leaf * sample / rows`` on both sides), (d) the most frequent bin and
-  the sparse-rate thresholds, and (e) feature bundling, which cannot join two columns
-  that each have non-default values in over half of the sample rows. All of these are
-  computed from value counts over both samples (the full sample is counted in chunks,
-  never materialised); the small sample is used only if every column agrees, else it
-  doubles, and at the full size it is LightGBM's own sample. Float columns (extra
+  the sparse-rate thresholds, and (e) feature bundling, which leaves every column alone
+  when every pair that could share a bundle conflicts (both non-default) in more than
+  ``sample / 10,000`` rows (see :func:`_no_bundles`). All of these are computed from
+  value counts and conflict counts over both samples (the full sample is counted in row
+  chunks, never materialised); the small sample is used only if every column agrees,
+  else it doubles, and at the full size it is LightGBM's own sample. Float columns (extra
   inputs, float features) and parameters that change binning (categorical features,
   forced bins, ``zero_as_missing``, ``linear_tree``...) always take the full sample.
 
@@ -31,6 +32,7 @@ binned. Here:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -42,7 +44,7 @@ MIN_BATCH_ROWS = 1_024
 SMALL_SAMPLE_ROWS = 4_096  # first try; doubles until every column agrees
 COUNT_CHUNK_ROWS = 8_192
 SPARSE_THRESHOLDS = (0.7, 0.8)  # LightGBM's most-frequent-bin and sparse-bin cut-offs
-DENSE_NONDEFAULT_RATE = 0.55  # above 1/2 (+ margin): no two such columns can be bundled
+SECOND_ROUND_RATE = 0.4  # LightGBM's dense_threshold: sparser columns are grouped together
 # Parameters under which the small sample's equivalence is not established: full sample.
 _BINNING_KEYS = (
     "categorical_feature",
@@ -131,8 +133,55 @@ def _mapper_facts(
         most = np.where((most != default) & (rate < SPARSE_THRESHOLDS[0]), default, most)
         rate = bins[most, np.arange(bins.shape[1])] / np.maximum(total, 1)
     above = np.stack([rate >= t for t in SPARSE_THRESHOLDS])
-    dense = (1.0 - rate) > DENSE_NONDEFAULT_RATE
-    return present, nan > 0, enough, splittable, most, above, dense
+    second_round = (1.0 - rate) < SECOND_ROUND_RATE
+    return present, nan > 0, enough, splittable, most, above, second_round
+
+
+def _no_bundles(
+    source, sample_rows: np.ndarray, values: np.ndarray, facts: tuple[np.ndarray, ...]
+) -> bool:
+    """True when LightGBM's feature bundling (EFB) leaves every column of this sample alone.
+
+    Two columns can share a bundle only if their non-default rates sum to at most
+    ~1 and they are both non-default in at most ``sample / 10,000`` sampled rows; the
+    columns sparser than ``SECOND_ROUND_RATE`` are grouped together, as one multi-value
+    group when their first two conflict beyond that. So: every such pair must
+    conflict more (counted here over the sample, in row chunks), and so must the first
+    two sparse columns when there are several.
+    """
+    _, _, _, splittable, most, _, second_round = facts
+    n_sample = len(sample_rows)
+    max_conflict = n_sample // 10_000
+    counts, nan = _value_counts(source, sample_rows, values)
+    bins = np.vstack([counts, nan[None, :]])
+    nondefault = 1.0 - bins[most, np.arange(bins.shape[1])] / max(n_sample, 1)
+    used = np.flatnonzero(splittable)
+    sparse = used[nondefault[used] <= 0.5 + 1e-3]
+    if len(sparse) == 0:
+        return True
+    partners = used[nondefault[used] <= 1.0 + 1e-3 - nondefault[sparse].min()]
+    most_is_nan = most == len(values)
+    most_value = values[np.minimum(most, len(values) - 1)]
+    conflicts = np.zeros((len(sparse), len(partners)), dtype=np.float64)
+    for start in range(0, n_sample, COUNT_CHUNK_ROWS):
+        part = sample_rows[start : start + COUNT_CHUNK_ROWS]
+        block = source.features[part]
+        off = (block != most_value) | most_is_nan  # non-default: not in the most frequent bin
+        if source.nan_mask is not None and source.era_codes is not None:
+            missing = source.nan_mask[source.era_codes[part]]
+            off = np.where(missing, ~most_is_nan, off)
+        conflicts += off[:, sparse].T.astype(np.float32) @ off[:, partners].astype(np.float32)
+    release_pages(source.features)
+    candidate = nondefault[sparse][:, None] + nondefault[partners][None, :] <= 1.0 + 1e-3
+    candidate &= sparse[:, None] != partners[None, :]
+    if (conflicts[candidate] <= max_conflict).any():
+        return False
+    grouped = used[second_round[used]]
+    if len(grouped) >= 2:
+        i = int(np.flatnonzero(sparse == grouped[0])[0])
+        j = int(np.flatnonzero(partners == grouped[1])[0])
+        return bool(conflicts[i, j] > max_conflict)
+    return True
 
 
 def small_bin_sample(
@@ -151,17 +200,48 @@ def small_bin_sample(
     if (full_counts.sum(axis=0) + full_nan != len(full_rows)).any():
         return None  # a value outside the probe's set: let LightGBM sample as usual
     reference = _mapper_facts(full_counts, full_nan, values, params, len(rows))
-    if not reference[-1].all():
+    if not _no_bundles(source, full_rows, values, reference):
         return None  # bundling could depend on the sample
     size = SMALL_SAMPLE_ROWS
     while size < len(sample_positions):
         pick = np.linspace(0, len(sample_positions) - 1, size).round().astype(np.int64)
-        counts, nan = _value_counts(source, rows[sample_positions[pick]], values)
+        small_rows = rows[sample_positions[pick]]
+        counts, nan = _value_counts(source, small_rows, values)
         facts = _mapper_facts(counts, nan, values, params, len(rows))
-        if all(np.array_equal(a, b) for a, b in zip(facts, reference, strict=True)):
+        same = all(np.array_equal(a, b) for a, b in zip(facts, reference, strict=True))
+        if same and _no_bundles(source, small_rows, values, facts):
             return sample_positions[pick]
         size *= 2
     return None
+
+
+@contextmanager
+def _quiet_sample_size_warning():
+    """LightGBM warns about any bin sample under 20% of the rows; this one is proven
+    equivalent to its own, so that warning would mislead. Other messages pass."""
+    import lightgbm.basic as basic
+
+    logger = getattr(basic, "_LOGGER", None)
+    info = getattr(basic, "_INFO_METHOD_NAME", "info")
+    warning = getattr(basic, "_WARNING_METHOD_NAME", "warning")
+    if logger is None:
+        yield
+        return
+
+    class Filtered:
+        def info(self, message: str) -> None:
+            if "bin_construct_sample_cnt" not in message:
+                getattr(logger, info)(message)
+
+        def warning(self, message: str) -> None:
+            if "bin_construct_sample_cnt" not in message:
+                getattr(logger, warning)(message)
+
+    basic.register_logger(Filtered())
+    try:
+        yield
+    finally:
+        basic.register_logger(logger, info_method_name=info, warning_method_name=warning)
 
 
 def lightgbm_dataset(source, rows: np.ndarray, target: np.ndarray, train_params: dict[str, Any]):
@@ -206,8 +286,14 @@ def lightgbm_dataset(source, rows: np.ndarray, target: np.ndarray, train_params:
             return values, kept
 
         def _init_from_sample(self, sample_data, sample_indices, sample_cnt, total_nrow):
-            count = self._sample_cnt or sample_cnt
-            return super()._init_from_sample(sample_data, sample_indices, count, total_nrow)
+            if self._sample_cnt is None:
+                return super()._init_from_sample(
+                    sample_data, sample_indices, sample_cnt, total_nrow
+                )
+            with _quiet_sample_size_warning():
+                return super()._init_from_sample(
+                    sample_data, sample_indices, self._sample_cnt, total_nrow
+                )
 
     return BoundedDataset(
         RowSequence(),

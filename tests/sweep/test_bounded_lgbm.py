@@ -39,6 +39,9 @@ def numerai_like(n_eras=40, rows_per_era=300, n_features=24, seed=3):
     era_codes = np.repeat(np.arange(n_eras, dtype=np.int32), rows_per_era)
     for era, col in [(3, 0), (10, 5), (11, 5), (30, 7)]:
         features[era_codes == era, col] = 2
+    # columns added late (all 2 before era 28, as Numerai's newer features): mostly one
+    # value, so LightGBM's bundling step groups them; the small sample must agree
+    features[era_codes < 28, -4:] = 2
     # a column whose top value is rare (a few rows): a too-small bin sample would miss it
     rare = features[:, 1] == 4
     features[rare, 1] = 3
