@@ -1,7 +1,7 @@
 """Sweep wall time (``--workers 2`` vs one config after another) and the feature-matrix
 cache (mapped ``.npy`` vs decoding parquet), each pair measured in the same run.
 
-- Sweep: 8 configs (4 learning rates x 2 leaf counts, LightGBM 150 trees, 5-fold era CV)
+- Sweep: 8 configs (4 learning rates x 2 leaf counts, LightGBM 50 trees, 5-fold era CV)
   on ``nx build-data --synthetic --scale small`` data (400 eras x ~500 rows x 120
   features), each side a fresh ``nx sweep ... --rerun`` process: in-process with
   ``n_jobs = 1`` and ``n_jobs = 2`` per config, and ``--workers 2`` with ``n_jobs = 1``.
@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from test_memory import BENCH_DIR, big_data, subset_data
 
-SIDES = {"sequential_1": (None, 1), "sequential_2": (None, 2), "workers_2": (2, 1)}
+SIDES = {"sequential_1": (None, 1), "workers_2": (2, 1), "sequential_2": (None, 2)}
 MEASURED: dict[str, float] = {}
 NX = str(Path(sys.executable).parent / "nx")
 
@@ -40,7 +40,7 @@ def small_data() -> Path:
     build_data(data_dir, synthetic=True, scale="small", seed=3)
     # warm the feature cache and numba's on-disk cache so every side starts alike
     base = _sweep_file(BENCH_DIR / "small_warm", 1).parent / "base.toml"
-    base.write_text(base.read_text().replace("n_estimators = 150", "n_estimators = 1"))
+    base.write_text(base.read_text().replace("n_estimators = 50", "n_estimators = 1"))
     warm = [NX, "train", str(base), "--data-dir", str(data_dir), "--json"]
     subprocess.run(
         [*warm, "--output-dir", str(BENCH_DIR / "small_warm" / "exp")],
@@ -55,7 +55,7 @@ def _sweep_file(folder: Path, n_jobs: int) -> Path:
     (folder / "base.toml").write_text(
         '[data]\nfeature_set = "all"\nembargo_eras = 4\n'
         '[model]\ntype = "LGBMRegressor"\n[model.params]\n'
-        f"n_estimators = 150\nmax_depth = 5\ncolsample_bytree = 0.5\nn_jobs = {n_jobs}\n"
+        f"n_estimators = 50\nmax_depth = 5\ncolsample_bytree = 0.5\nn_jobs = {n_jobs}\n"
         "random_state = 1\nverbose = -1\n"
     )
     path = folder / "sweep.toml"
