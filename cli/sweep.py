@@ -21,7 +21,8 @@ TABLE_WIDTH = 130
 
 
 class _Bar:
-    """One rich bar for the whole sweep: done / running / failed, elapsed, ETA."""
+    """One rich bar for the whole sweep: done / running / failed, elapsed, ETA (it is a
+    nx.engine.sweep.SweepProgress, duck-typed so that the CLI starts without the engine)."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -37,7 +38,7 @@ class _Bar:
 
     def start(self, total: int, skipped: int) -> None:
         if skipped:
-            self.warn_plain(
+            self.note(
                 f"{skipped} of {total} configs are complete; skipping them (--rerun redoes them)"
             )
         if self.quiet:
@@ -73,12 +74,12 @@ class _Bar:
             )
 
     def dashboard(self, link: str) -> None:
-        self.warn_plain(f"Dask dashboard: {link}")
+        self.note(f"Dask dashboard: {link}")
 
     def warn(self, message: str) -> None:
         err_console.print(f"[yellow]Warning:[/yellow] {message}", highlight=False)
 
-    def warn_plain(self, message: str) -> None:
+    def note(self, message: str) -> None:
         if not self.quiet:
             err_console.print(message, highlight=False)
 
