@@ -19,7 +19,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from nx.cli import data, export, mcp, metrics, numerai, report, train
+from nx.cli import data, export, mcp, metrics, numerai, report, sweep, train
 from nx.cli.common import print_error, print_text
 from nx.engine import __version__
 from nx.engine.errors import NxError
@@ -128,6 +128,7 @@ mcp.register(app)
 train.register(app)
 export.register(app)
 report.register(app)
+sweep.register(app)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from nx.cli import data_cache
 from nx.cli.common import (
     DEFAULT_DATA_DIR,
     DEFAULT_DATA_VERSION,
@@ -268,4 +269,5 @@ def register(app: typer.Typer) -> None:
     app.command("build-data")(build_data_command)
     data_app = typer.Typer(help="Inspect Numerai data directories.", no_args_is_help=True)
     data_app.command("info")(data_info_command)
+    data_cache.register(data_app)
     app.add_typer(data_app, name="data")

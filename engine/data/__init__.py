@@ -2,7 +2,8 @@
 
 Modules: ``synthetic`` (raw files with Numerai's schema), ``download`` (numerapi),
 ``build`` (the four built datasets, as the reference builder makes them), ``info``
-(``nx data info``).
+(``nx data info``), ``cache``
+(the memory-mappable feature-matrix cache).
 """
 
 from nx.engine._lazy import lazy_exports
@@ -15,6 +16,8 @@ _EXPORTS = {
     "generate_raw": "synthetic",
     "download_raw": "download",
     "data_info": "info",
+    "list_cache": "cache",
+    "clear_cache": "cache",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from nx.engine.data.cache import cached_feature_matrix
 from nx.engine.eras import era_sort_key
 from nx.engine.errors import DataError
 from nx.engine.paths import version_dir
@@ -138,19 +139,24 @@ def _schema_names(path: Path) -> list[str]:
 
 
 def _read_feature_matrix(
-    path: Path, features: list[str], n_rows: int, progress: Progress = NO_PROGRESS
+    path: Path,
+    features: list[str],
+    n_rows: int,
+    progress: Progress = NO_PROGRESS,
+    allocate=np.empty,
 ) -> np.ndarray:
     """The feature columns as one C-order matrix, filled a few columns at a time.
 
     Integer features (Numerai's 0..4 bins) stay int8; anything else becomes float32.
     Reading column chunks keeps the extra memory to one chunk, never a second table.
+    ``allocate(shape, dtype)`` makes the matrix (the feature cache passes a mapped file).
     """
     if not features:
         return np.empty((n_rows, 0), dtype=np.int8)
     schema = pq.read_schema(path)
     integer = all(str(schema.field(name).type).startswith(("int", "uint")) for name in features)
     dtype = np.int8 if integer else np.float32
-    matrix = np.empty((n_rows, len(features)), dtype=dtype)
+    matrix = allocate((n_rows, len(features)), dtype)
     scan = pl.scan_parquet(path)
     with progress.task(f"Reading {len(features)} features", total=len(features)) as bar:
         for start in range(0, len(features), FEATURE_CHUNK_COLUMNS):
@@ -434,7 +440,16 @@ def load_training_data(
             extra[cfg.era_col] = np.asarray(numeric, dtype=np.float32)[era_codes]
 
     features = inputs.features
-    matrix = _read_feature_matrix(full_path, features, frame.height, progress)
+    matrix = cached_feature_matrix(
+        data_dir,
+        full_path,
+        features,
+        cfg.feature_set,
+        lambda allocate: _read_feature_matrix(
+            full_path, features, frame.height, progress, allocate
+        ),
+        progress.warn,
+    )
     nan_mask = None
     if config.preprocessing.nan_missing_all_twos and features:
         nan_mask = _all_missing_mask(

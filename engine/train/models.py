@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nx.engine.data.cache import release_pages
 from nx.engine.errors import ConfigError, NxError
 from nx.engine.progress import NO_PROGRESS, Progress
 
@@ -109,7 +110,9 @@ class MatrixSource:
 
     def batches(self, rows: np.ndarray, batch_rows: int = BATCH_ROWS):
         for start in range(0, len(rows), batch_rows):
-            yield self.take(rows[start : start + batch_rows])
+            block = self.take(rows[start : start + batch_rows])
+            release_pages(self.features)  # a mapped matrix keeps no pages resident
+            yield block
 
 
 class FittedModel:
@@ -269,63 +272,13 @@ def _fit_lightgbm(
 ) -> _LightGBMModel:
     import lightgbm
 
+    from nx.engine.train.lgbm_data import lightgbm_dataset
+
     lightgbm.register_logger(_StderrLogger())
-
-    class RowSequence(lightgbm.Sequence):
-        """The fold's rows, handed to LightGBM in float32 batches."""
-
-        batch_size = BATCH_ROWS
-
-        def __len__(self) -> int:
-            return len(rows)
-
-        def __getitem__(self, index):
-            if isinstance(index, slice):
-                return source.take(rows[index])
-            return source.take(rows[[index]], np.float64)[0]
-
-    class StreamedDataset(lightgbm.Dataset):
-        """LightGBM's own Sequence path with a leaner bin sample.
-
-        LightGBM samples ``bin_construct_sample_cnt`` rows (same indices as for a
-        matrix) and stacks them as one dense float64 block; here the sampled rows
-        are gathered in their stored dtype and converted one column at a time,
-        which gives the same per-column values with a fraction of the memory.
-        """
-
-        def _Dataset__sample(self, *, seqs, total_nrow):
-            indices = self._create_sample_indices(total_nrow=total_nrow)
-            positions = np.arange(len(indices), dtype=np.int32)
-            values, kept = [], []
-            for column in source.sample_columns(rows[indices]):
-                keep = (np.abs(column) > lightgbm.basic.ZERO_THRESHOLD) | np.isnan(column)
-                values.append(column[keep])
-                kept.append(positions[keep])
-            return values, kept
-
-        def _init_from_sample(self, sample_data, sample_indices, sample_cnt, total_nrow):
-            # LightGBM's matrix path builds the bins with every parameter; its Sequence
-            # path passes only get_params()'s dataset keys, so min_data_in_leaf falls
-            # back to 20 there and feature_pre_filter keeps features the matrix path
-            # drops (another model whenever min_data_in_leaf is set). Build as the
-            # matrix path does, so nx trains the model LGBMRegressor.fit trains.
-            self.get_params = lambda: dict(self.params or {})
-            try:
-                return super()._init_from_sample(
-                    sample_data, sample_indices, sample_cnt, total_nrow
-                )
-            finally:
-                del self.get_params
 
     def train(params: dict[str, Any]) -> Any:
         train_params, rounds = lightgbm_train_params(params, spec.source)
-        dataset = StreamedDataset(
-            RowSequence(),
-            label=target,
-            feature_name=source.columns,
-            params=train_params,
-            free_raw_data=True,
-        )
+        dataset = lightgbm_dataset(source, rows, target, train_params)
         booster = lightgbm.train(train_params, dataset, num_boost_round=rounds)
         return booster.free_dataset()
 
