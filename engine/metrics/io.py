@@ -224,11 +224,8 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
                 "score numeric columns only"
             )
     has_id = id_col in frame.columns
-    if has_id and frame[id_col].null_count():
-        raise DataError(
-            f"{frame[id_col].null_count()} rows of {inputs.predictions} have no id in "
-            f"'{id_col}'; give every row an id"
-        )
+    if has_id:
+        check_no_null_ids(frame[id_col], inputs.predictions)
     if not has_id and (need_join or inputs.meta_model or inputs.benchmark_data):
         raise DataError(
             f"{inputs.predictions} has no id column '{id_col}' to join era/target/benchmark "
@@ -318,6 +315,20 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
         feature_cols=feature_cols,
         notes=notes,
     )
+
+
+def check_no_null_ids(ids: pl.Series, path: Path) -> None:
+    """Every row of ``path`` has an id (a null id is missing, not a duplicate)."""
+    if ids.null_count():
+        raise DataError(
+            f"{ids.null_count()} rows of {path} have no id in '{ids.name}'; give every row an id"
+        )
+
+
+def check_ids(ids: pl.Series, path: Path) -> None:
+    """The ids of ``path`` are present and unique (the check ``nx score`` makes)."""
+    check_no_null_ids(ids, path)
+    _IdIndex(ids, path)
 
 
 class _IdIndex:

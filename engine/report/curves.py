@@ -17,12 +17,7 @@ import numpy as np
 import polars as pl
 
 from nx.engine.errors import NxError, ReportError
-from nx.engine.metrics.io import (
-    _check_unique_ids,
-    _id_keys,
-    _resolve_column,
-    default_benchmark_model,
-)
+from nx.engine.metrics.io import _resolve_column, check_ids, default_benchmark_model
 from nx.engine.paths import DEFAULT_DATA_DIR, DEFAULT_DATA_VERSION, version_dir
 from nx.engine.progress import NO_PROGRESS, Progress
 from nx.engine.report.experiment import Run
@@ -218,7 +213,7 @@ def _read_groups(runs: list[Run], progress: Progress) -> list:
                     break
             else:  # ids not seen yet: checked once per group
                 try:
-                    _check_unique_ids(frame["id"], _id_keys(frame["id"])[2], run.predictions_path)
+                    check_ids(frame["id"], run.predictions_path)
                 except NxError as error:
                     raise ReportError(str(error)) from None
                 frame = frame.hstack(read_predictions(run, ("era", "target")))
