@@ -46,12 +46,13 @@ class ScoreInputs:
     benchmark_model: str | None = None
     meta_model: Path | None = None
     features: str | None = None
+    keep_ids: bool = False  # keep the id column in the joined frame (scoring needs none)
 
 
 @dataclass
 class ScoreFrame:
     """The joined frame (rows in the data file's order when that was joined, without
-    the id column then) and the column names to score it with."""
+    the id column then unless ``keep_ids``) and the column names to score it with."""
 
     frame: pl.DataFrame
     pred_cols: list[str]
@@ -281,7 +282,7 @@ def load_score_frame(inputs: ScoreInputs, progress: Progress = NO_PROGRESS) -> S
             done: list[tuple[pl.Series, Any]] = []
             matches = [index.match(table[id_col], done) for table in tables]
             order = _frame_order(sources, tables, matches)
-            columns = [_take(frame.drop(id_col), order)]
+            columns = [_take(frame if inputs.keep_ids else frame.drop(id_col), order)]
             for (path, _, must_match), table, rows in zip(sources, tables, matches, strict=True):
                 if rows is False:  # duplicate ids or a hash collision: plain join
                     aligned = frame.select(id_col).join(

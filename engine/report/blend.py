@@ -264,6 +264,7 @@ def neutralize_predictions(
         benchmark_data=benchmark.path if benchmark else None,
         benchmark_model=benchmark.column if benchmark else None,
         features=feature_set,
+        keep_ids=True,
     )
     try:
         scored = load_score_frame(inputs, progress)

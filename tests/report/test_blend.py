@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -69,6 +69,11 @@ def test_blend_kernel_matches_pandas(seed, magnitudes, signs):
     values[rng.random(values.shape) < 0.1] = np.nan
     values[eras == "0000", 0] = 0.5  # a constant column in one era
     df = pd.DataFrame(values, columns=[f"p{i}" for i in range(k)]).assign(era=eras)
+    # Sums that tie in exact arithmetic (ranks symmetric about an era's middle cancel)
+    # tie in nx, whose ndtri is antisymmetric, and come out +-1e-17 apart in scipy's:
+    # such examples are left out as well.
+    raw = pd.Series(rank_gauss(values, eras) @ np.asarray(weights), index=df.index)
+    assume(not raw.dropna().groupby(df["era"]).apply(lambda s: s.duplicated().any()).any())
     want = pandas_blend(df, list(df.columns[:k]), weights)
     got = blend_rank_gauss(values, weights, eras)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))

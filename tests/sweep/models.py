@@ -15,6 +15,14 @@ from pathlib import Path
 import numpy as np
 
 
+def _features(X) -> np.ndarray:
+    """The feature columns as float64: custom models get the reference's DataFrame of
+    every available column (features, era, benchmarks) unless input_format is numpy."""
+    if hasattr(X, "columns"):
+        X = X[[c for c in X.columns if str(c).startswith("feature_")]]
+    return np.asarray(X, dtype=np.float64)
+
+
 class LeastSquares:
     """Ordinary least squares with an intercept (deterministic)."""
 
@@ -22,13 +30,12 @@ class LeastSquares:
         self.coef = None
 
     def fit(self, X, y):
-        x = np.column_stack([np.asarray(X, dtype=np.float64), np.ones(len(y))])
+        x = np.column_stack([_features(X), np.ones(len(y))])
         self.coef = np.linalg.lstsq(x, np.asarray(y, dtype=np.float64), rcond=None)[0]
         return self
 
     def predict(self, X):
-        x = np.asarray(X, dtype=np.float64)
-        return x @ self.coef[:-1] + self.coef[-1]
+        return _features(X) @ self.coef[:-1] + self.coef[-1]
 
 
 class Failing(LeastSquares):
