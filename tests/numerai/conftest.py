@@ -25,3 +25,10 @@ def fake_env(fake: FakeNumerai, **extra: str) -> dict[str, str]:
         "COLUMNS": "200",
         **extra,
     }
+
+
+@pytest.fixture(autouse=True)
+def no_default_data_dir(tmp_path, monkeypatch):
+    """Commands that read the data dir by default (submit checks live ids) never see the
+    checkout's own ``data/`` (README command 1 builds it there before the tests run)."""
+    monkeypatch.setenv("NX_DATA_DIR", str(tmp_path / "no-data-dir"))
