@@ -247,8 +247,12 @@ async def score_predictions(
     features: Annotated[str | None, Field(description="Feature set for FNC.")] = None,
 ) -> dict[str, Any]:
     """Score predictions per era like numerai-tools: corr, BMC, MMC, FNC (nx score)."""
-    from nx.engine import metrics
-    from nx.engine.metrics.io import ScoreInputs, load_score_frame, score_document
+    from nx.engine.metrics.io import (
+        ScoreInputs,
+        load_score_frame,
+        score_document,
+        score_loaded,
+    )
 
     def work(progress: Progress) -> dict[str, Any]:
         inputs = ScoreInputs(
@@ -263,16 +267,7 @@ async def score_predictions(
             features=features,
         )
         scored = load_score_frame(inputs, progress)
-        table, summary = metrics.score(
-            scored.frame,
-            scored.pred_cols,
-            target_col=scored.target_col,
-            era_col=scored.era_col,
-            benchmark_col=scored.benchmark_col,
-            meta_col=scored.meta_col,
-            feature_cols=scored.feature_cols or None,
-            progress=progress,
-        )
+        table, summary = score_loaded(scored, progress=progress)
         from nx.cli.common import _json_safe
 
         return _json_safe(score_document(scored, summary, table["era"].n_unique()))

@@ -136,6 +136,7 @@ def score_command(
         check_per_era_path,
         load_score_frame,
         score_document,
+        score_loaded,
         warm_kernels_in_background,
         write_per_era,
     )
@@ -165,19 +166,7 @@ def score_command(
         scored = load_score_frame(inputs, progress)
     finally:
         warming.join()  # also on a user error: no numba work left running behind
-    from nx.engine import metrics
-
-    table, summary = metrics.score(
-        scored.frame,
-        scored.pred_cols,
-        target_col=scored.target_col,
-        era_col=scored.era_col,
-        benchmark_col=scored.benchmark_col,
-        meta_col=scored.meta_col,
-        feature_cols=scored.feature_cols or None,
-        max_nan_fraction=max_nan_fraction,
-        progress=progress,
-    )
+    table, summary = score_loaded(scored, max_nan_fraction=max_nan_fraction, progress=progress)
     if per_era is not None:
         write_per_era(table, per_era)
     n_eras = table["era"].n_unique()

@@ -64,6 +64,28 @@ class ScoreFrame:
     notes: list[str] = field(default_factory=list)
 
 
+def score_loaded(
+    scored: ScoreFrame, *, max_nan_fraction: float | None = None, progress: Progress = NO_PROGRESS
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """:func:`nx.engine.metrics.score` of a frame from :func:`load_score_frame`, with the
+    columns it resolved (what ``nx score`` and the MCP tool compute): (per-era table,
+    summary)."""
+    from nx.engine import metrics
+
+    limit = {} if max_nan_fraction is None else {"max_nan_fraction": max_nan_fraction}
+    return metrics.score(
+        scored.frame,
+        scored.pred_cols,
+        target_col=scored.target_col,
+        era_col=scored.era_col,
+        benchmark_col=scored.benchmark_col,
+        meta_col=scored.meta_col,
+        feature_cols=scored.feature_cols or None,
+        progress=progress,
+        **limit,
+    )
+
+
 def warm_kernels_in_background() -> threading.Thread:
     """Start numba (import, target set-up, thread pool, the cached kernels of a
     score: about 0.4 s of mostly single-threaded Python) on a thread, so it overlaps reading the files, which
