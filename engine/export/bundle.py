@@ -265,7 +265,7 @@ def _predict_model(
     n_eras: int,
     id_col: str,
 ) -> np.ndarray:
-    from nx.engine.train.inputs import _all_missing_mask
+    from nx.engine.train.inputs import all_missing_mask
     from nx.engine.train.models import MatrixSource, load_artifact
 
     missing = [c for c in model.features if c not in features.columns]
@@ -299,7 +299,7 @@ def _predict_model(
     if spec["nan_all_twos"] and model.features:
         feature_slots = np.asarray([slot[c] for c in model.features])
         nan_mask = np.zeros((n_eras, len(model.columns)), dtype=bool)
-        nan_mask[:, feature_slots] = _all_missing_mask(
+        nan_mask[:, feature_slots] = all_missing_mask(
             matrix[:, feature_slots], codes, n_eras, spec["missing_value"]
         )
     source = MatrixSource(

@@ -196,7 +196,7 @@ def _feature_set(inputs: ScoreInputs, data_columns: list[str], data_path: Path) 
     return all_features
 
 
-def _resolve_column(columns: list[str], name: str, path: Path, what: str) -> str:
+def resolve_column(columns: list[str], name: str, path: Path, what: str) -> str:
     """``name`` itself, else the unique column ending in ``_<name>``."""
     if name in columns:
         return name
@@ -464,7 +464,7 @@ def _benchmark_values(
     if id_col not in columns:
         raise DataError(f"benchmark file {path} has no '{id_col}' column; check --id-col")
     name = inputs.benchmark_model or default_benchmark_model(inputs.data_version)
-    column = _resolve_column(columns, name, path, "benchmark model")
+    column = resolve_column(columns, name, path, "benchmark model")
     if not _schema(bench)[column].is_numeric():
         raise DataError(f"benchmark column '{column}' of {path} is not numeric")
     notes.append(f"BMC against {column} from {path}")

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from nx.engine.errors import NxError, ReportError
-from nx.engine.metrics.io import _resolve_column, check_ids, default_benchmark_model
+from nx.engine.metrics.io import check_ids, default_benchmark_model, resolve_column
 from nx.engine.paths import DEFAULT_DATA_DIR, DEFAULT_DATA_VERSION, version_dir
 from nx.engine.progress import NO_PROGRESS, Progress
 from nx.engine.report.experiment import Run
@@ -123,7 +123,7 @@ def resolve_benchmark(
     if "id" not in columns:
         raise ReportError(f"benchmark file {path} has no 'id' column; use a built benchmark file")
     try:
-        column = _resolve_column(list(columns), model, path, "benchmark model")
+        column = resolve_column(list(columns), model, path, "benchmark model")
     except NxError as error:
         raise ReportError(str(error)) from None
     return Benchmark(path=path, column=column)

@@ -452,7 +452,7 @@ def load_training_data(
     )
     nan_mask = None
     if config.preprocessing.nan_missing_all_twos and features:
-        nan_mask = _all_missing_mask(
+        nan_mask = all_missing_mask(
             matrix, era_codes, len(eras), config.preprocessing.missing_value
         )
     trains_on_features = "features" in inputs_wanted
@@ -513,7 +513,7 @@ def _read_by_id(path: Path, id_col: str, era_col: str, columns: list[str]) -> pl
     return frame
 
 
-def _all_missing_mask(
+def all_missing_mask(
     matrix: np.ndarray, era_codes: np.ndarray, n_eras: int, missing_value: float
 ) -> np.ndarray:
     """(n_eras x n_features): true where every value of the feature in the era is missing."""
