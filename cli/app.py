@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from nx.cli import data, export, mcp, metrics, numerai, report, sweep, train
-from nx.cli.common import print_error, print_text
+from nx.cli.common import print_error, print_text, teardown_skipped
 from nx.engine import __version__
 from nx.engine.errors import NxError
 from nx.engine.paths import remove_pending_temp_files
@@ -134,4 +134,16 @@ sweep.register(app)
 def main() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        if not teardown_skipped() or not isinstance(done.code, int | None):
+            raise
+        # the command asked to skip the interpreter's teardown (see skip_teardown):
+        # flush what it wrote, then end the process at once with its exit code
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more to deliver
+                pass
+        os._exit(done.code or 0)

@@ -22,6 +22,7 @@ from nx.cli.common import (
     err_console,
     print_json,
     print_text,
+    skip_teardown,
     table_console,
 )
 
@@ -169,6 +170,7 @@ def score_command(
     table, summary = score_loaded(scored, max_nan_fraction=max_nan_fraction, progress=progress)
     if per_era is not None:
         write_per_era(table, per_era)
+    skip_teardown()  # everything is written or printed below, from memory already read
     n_eras = table["era"].n_unique()
     if json_output:
         print_json(score_document(scored, summary, n_eras))
