@@ -26,8 +26,13 @@ binned. Here:
   inputs, float features) and parameters that change binning (categorical features,
   forced bins, ``zero_as_missing``, ``linear_tree``...) always take the full sample.
 
-``tests/train/test_lgbm_data.py`` checks the trees and predictions against
-``lightgbm.train`` on a float matrix with LightGBM's defaults.
+Training then builds histograms column-wise unless the parameters say otherwise
+(:func:`histogram_params`), and the caller drops the booster's training state once
+the trees are grown (:func:`trained_booster`).
+
+``tests/sweep/test_bounded_lgbm.py`` checks the trees and predictions against
+``lightgbm.train`` on a float matrix with LightGBM's defaults (and with each of its
+two histogram layouts).
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ def _value_counts(source, rows: np.ndarray, values: np.ndarray) -> tuple[np.ndar
             if missing is not None:
                 hit &= ~missing
             counts[i] += hit.sum(axis=0)
-    release_pages(source.features)
+        release_pages(source.features)  # the sample spans the matrix: keep no pages
     return counts, nan
 
 
@@ -171,7 +176,7 @@ def _no_bundles(
             missing = source.nan_mask[source.era_codes[part]]
             off = np.where(missing, ~most_is_nan, off)
         conflicts += off[:, sparse].T.astype(np.float32) @ off[:, partners].astype(np.float32)
-    release_pages(source.features)
+        release_pages(source.features)
     candidate = nondefault[sparse][:, None] + nondefault[partners][None, :] <= 1.0 + 1e-3
     candidate &= sparse[:, None] != partners[None, :]
     if (conflicts[candidate] <= max_conflict).any():
@@ -311,3 +316,42 @@ def lightgbm_dataset(source, rows: np.ndarray, target: np.ndarray, train_params:
         params=train_params,
         free_raw_data=True,
     )
+
+
+
+def histogram_params(train_params: dict[str, Any]) -> dict[str, Any]:
+    """``train_params`` with ``force_col_wise`` when neither histogram layout is named.
+
+    Left alone, LightGBM picks row-wise or column-wise histograms by timing both on
+    the dataset, and to time the row-wise one it first builds a row-wise copy of every
+    binned value (one byte each: as large as the binned dataset itself, for as long as
+    it keeps that layout). Column-wise needs no copy. Either layout is LightGBM's
+    default model: each bin's gradient sums are added in the same row order, so with
+    one thread the trees are identical (``tests/sweep/test_bounded_lgbm.py``). With
+    several threads the row-wise layout sums blocks of rows per thread and then adds
+    the blocks, so its sums can round differently: the same difference LightGBM's own
+    timing-based choice makes between runs and machines.
+    An explicit ``force_row_wise`` or ``force_col_wise`` (true or false) is kept.
+    For CPU training only (a GPU device builds histograms of its own).
+    """
+    if any(key in train_params for key in ("force_col_wise", "force_row_wise")):
+        return train_params
+    return {**train_params, "force_col_wise": True}
+
+
+def trained_booster(booster):
+    """A booster of the same trees without the training state of ``booster``.
+
+    After training, a ``lightgbm.Booster`` still holds per-row training buffers
+    (gradients, scores, row partitions, and with row-wise histograms a row-wise copy
+    of the binned data) until it is freed, i.e. while the fold predicts and, for the
+    final model, until it is saved. The copy is read back from LightGBM's model text,
+    which writes every threshold and leaf value exactly (17 significant digits): the
+    trees and predictions are the same, and the same as a saved model's.
+    """
+    import lightgbm
+
+    text = booster.model_to_string()
+    booster.free_dataset()
+    del booster
+    return lightgbm.Booster(model_str=text)
