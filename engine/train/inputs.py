@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from nx.engine.data.cache import cached_feature_matrix
+from nx.engine.data.cache import cached_feature_matrix, release_pages
 from nx.engine.eras import era_sort_key
 from nx.engine.errors import DataError
 from nx.engine.paths import version_dir
@@ -149,7 +149,8 @@ def _read_feature_matrix(
 
     Integer features (Numerai's 0..4 bins) stay int8; anything else becomes float32.
     Reading column chunks keeps the extra memory to one chunk, never a second table.
-    ``allocate(shape, dtype)`` makes the matrix (the feature cache passes a mapped file).
+    ``allocate(shape, dtype)`` makes the matrix (the feature cache passes a mapped file,
+    whose pages are handed back after every chunk: each chunk writes to every row).
     """
     if not features:
         return np.empty((n_rows, 0), dtype=np.int8)
@@ -164,6 +165,7 @@ def _read_feature_matrix(
             chunk = scan.select(names).collect()
             matrix[:, start : start + len(names)] = chunk.to_numpy().astype(dtype, copy=False)
             del chunk
+            release_pages(matrix)  # a mapped cache file: written pages stay in the page cache
             bar.advance(len(names))
     return matrix
 

@@ -49,7 +49,11 @@ from nx.engine.resources import return_freed_memory
 BATCH_BYTES = 32 * 2**20  # float32 rows pushed to LightGBM at a time
 MIN_BATCH_ROWS = 1_024
 SMALL_SAMPLE_ROWS = 4_096  # first try; doubles until every column agrees
-COUNT_CHUNK_ROWS = 8_192
+# Rows read from the mapped matrix between page releases when the rows are spread out
+# (a bin sample): each read row can map up to 64 KB of its neighbours (the kernel's
+# fault-around), so 2,048 rows keep at most ~128 MB of the matrix resident.
+COUNT_CHUNK_ROWS = 2_048
+PROBE_ROWS = 8_192  # sample rows whose values are taken as the matrix's value set
 COLUMN_PARTS = 8  # column ranges binned one after another (see lightgbm_dataset)
 PARTS_MIN_VALUES = 2**26  # smaller datasets are built in one piece
 SPARSE_THRESHOLDS = (0.7, 0.8)  # LightGBM's most-frequent-bin and sparse-bin cut-offs
@@ -212,8 +216,16 @@ def _bundle_free_facts(
     if not _small_sample_allowed(source, params):
         return None
     full_rows = rows[sample_positions]
-    probe = source.features[full_rows[: min(len(full_rows), COUNT_CHUNK_ROWS)]]
-    values = np.unique(probe)
+    probe = full_rows[:PROBE_ROWS]
+    values = np.unique(
+        np.concatenate(
+            [
+                np.unique(source.features[probe[start : start + COUNT_CHUNK_ROWS]])
+                for start in range(0, len(probe), COUNT_CHUNK_ROWS)
+            ]
+        )
+    )
+    release_pages(source.features)
     if len(values) > 16:  # not a few-valued matrix: equivalence not worth establishing
         return None
     full_counts, full_nan = _value_counts(source, full_rows, values)
@@ -358,7 +370,9 @@ def _dataset(source, rows: np.ndarray, target, train_params: dict[str, Any], sma
     from the sample positions ``small`` (None: LightGBM's own sample)."""
     import lightgbm
 
-    step = batch_rows(source.n_columns)
+    # a column range's rows still span the whole stored row: size batches by that
+    stored = source.features.strides[0] // max(source.features.itemsize, 1)
+    step = batch_rows(max(source.n_columns, stored))
 
     class RowSequence(lightgbm.Sequence):
         """The fold's rows, handed to LightGBM in float32 batches."""

@@ -96,9 +96,11 @@ class MatrixSource:
 
     def sample_columns(self, rows: np.ndarray):
         """Each model column over ``rows`` as float64 (NaN rules applied), one at a time."""
+        from nx.engine.train.lgbm_data import COUNT_CHUNK_ROWS as step
+
         block = np.empty((len(rows), self.features.shape[1]), dtype=self.features.dtype)
-        for start in range(0, len(rows), BATCH_ROWS):  # stored dtype: the only full-width copy
-            block[start : start + BATCH_ROWS] = self.features[rows[start : start + BATCH_ROWS]]
+        for start in range(0, len(rows), step):  # stored dtype: the only full-width copy
+            block[start : start + step] = self.features[rows[start : start + step]]
             release_pages(self.features)  # sample rows span the matrix: keep no pages
         missing = None
         if self.nan_mask is not None and self.era_codes is not None:
@@ -133,7 +135,7 @@ class FittedModel:
         ``columns`` (what a saved model is served from), in float32 batches."""
         parts = [
             np.asarray(self.predict(self._input(block, source)), dtype=np.float64).ravel()
-            for block in source.batches(rows, self.batch_rows(source))
+            for block in source.batches(rows, self.predict_batch_rows(source))
         ]
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
 
@@ -144,7 +146,7 @@ class FittedModel:
             return pd.DataFrame(block, columns=source.columns)
         return block
 
-    def batch_rows(self, source: MatrixSource) -> int:
+    def predict_batch_rows(self, source: MatrixSource) -> int:
         """Rows per prediction batch."""
         return BATCH_ROWS
 
@@ -316,7 +318,7 @@ class _LightGBMModel(FittedModel):
     def __init__(self, booster: Any) -> None:
         self.booster = booster
 
-    def batch_rows(self, source: MatrixSource) -> int:
+    def predict_batch_rows(self, source: MatrixSource) -> int:
         from nx.engine.train.lgbm_data import batch_rows
 
         return batch_rows(source.n_columns)  # LightGBM predicts each row on its own
