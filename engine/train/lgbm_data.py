@@ -25,6 +25,14 @@ binned. Here:
   else it doubles, and at the full size it is LightGBM's own sample. Float columns (extra
   inputs, float features) and parameters that change binning (categorical features,
   forced bins, ``zero_as_missing``, ``linear_tree``...) always take the full sample.
+- **Column ranges.** LightGBM's 4-bit bins (columns with at most 16 bins) keep a push
+  buffer as large as their data for the dataset's life (LightGBM 4.7, ``dense_bin.hpp``:
+  ``buf_`` is only ``clear()``ed), so a dataset costs a byte per value; LightGBM's own
+  copy of a column has no buffer. When the sample shows that LightGBM groups every
+  column alone (except the sparse ones, kept in one range: :func:`column_ranges`), the
+  dataset is built one column range at a time and each range joined to the first with
+  ``Dataset.add_features_from`` (a copy), then freed: about 0.6 byte per value at the
+  peak. Each range reads every row again (from the page cache, or the disk).
 
 Training then builds histograms column-wise unless the parameters say otherwise
 (:func:`histogram_params`), and the caller drops the booster's training state once
