@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from nx.engine.data.cache import cached_feature_matrix
+from nx.engine.data.cache import cached_feature_matrix, release_pages
 from nx.engine.eras import era_sort_key
 from nx.engine.errors import DataError
 from nx.engine.paths import version_dir
@@ -29,6 +29,7 @@ from nx.engine.train.cv import folds_for
 from nx.engine.train.models import MatrixSource, is_builtin
 
 FEATURE_CHUNK_COLUMNS = 50
+WRITE_ROWS = 65_536  # rows of the matrix written between page releases
 
 
 @dataclass
@@ -149,7 +150,8 @@ def _read_feature_matrix(
 
     Integer features (Numerai's 0..4 bins) stay int8; anything else becomes float32.
     Reading column chunks keeps the extra memory to one chunk, never a second table.
-    ``allocate(shape, dtype)`` makes the matrix (the feature cache passes a mapped file).
+    ``allocate(shape, dtype)`` makes the matrix (the feature cache passes a mapped file,
+    whose pages are handed back as it is written, so it never becomes resident).
     """
     if not features:
         return np.empty((n_rows, 0), dtype=np.int8)
@@ -162,8 +164,15 @@ def _read_feature_matrix(
         for start in range(0, len(features), FEATURE_CHUNK_COLUMNS):
             names = features[start : start + FEATURE_CHUNK_COLUMNS]
             chunk = scan.select(names).collect()
-            matrix[:, start : start + len(names)] = chunk.to_numpy().astype(dtype, copy=False)
+            block = chunk.to_numpy().astype(dtype, copy=False)
             del chunk
+            # each chunk writes into every row's page: a mapped cache file hands them
+            # back (to the page cache) a row block at a time
+            for first in range(0, n_rows, WRITE_ROWS):
+                rows = slice(first, first + WRITE_ROWS)
+                matrix[rows, start : start + len(names)] = block[rows]
+                release_pages(matrix)
+            del block
             bar.advance(len(names))
     return matrix
 

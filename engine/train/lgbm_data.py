@@ -25,24 +25,45 @@ binned. Here:
   else it doubles, and at the full size it is LightGBM's own sample. Float columns (extra
   inputs, float features) and parameters that change binning (categorical features,
   forced bins, ``zero_as_missing``, ``linear_tree``...) always take the full sample.
+- **Column ranges.** LightGBM's 4-bit bins (columns with at most 16 bins) keep a push
+  buffer as large as their data for the dataset's life (LightGBM 4.7, ``dense_bin.hpp``:
+  ``buf_`` is only ``clear()``ed), so a dataset costs a byte per value; LightGBM's own
+  copy of a column has no buffer. When the sample shows that LightGBM groups every
+  column alone (except the sparse ones, kept in one range: :func:`column_ranges`), the
+  dataset is built one column range at a time and each range joined to the first with
+  ``Dataset.add_features_from`` (a copy), then freed: about 0.6 byte per value at the
+  peak. Each range reads every row again (from the page cache, or the disk).
 
-``tests/train/test_lgbm_data.py`` checks the trees and predictions against
-``lightgbm.train`` on a float matrix with LightGBM's defaults.
+Training then builds histograms column-wise unless the parameters say otherwise
+(:func:`histogram_params`), and the caller drops the booster's training state once
+the trees are grown (:func:`trained_booster`).
+
+``tests/sweep/test_bounded_lgbm.py`` checks the trees and predictions against
+``lightgbm.train`` on a float matrix with LightGBM's defaults (and with each of its
+two histogram layouts).
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from nx.engine.data.cache import release_pages
+from nx.engine.resources import return_freed_memory
 
 BATCH_BYTES = 32 * 2**20  # float32 rows pushed to LightGBM at a time
 MIN_BATCH_ROWS = 1_024
 SMALL_SAMPLE_ROWS = 4_096  # first try; doubles until every column agrees
-COUNT_CHUNK_ROWS = 8_192
+# Rows read from the mapped matrix between page releases when the rows are spread out
+# (a bin sample): each read row can map up to 64 KB of its neighbours (the kernel's
+# fault-around), so 2,048 rows keep at most ~128 MB of the matrix resident.
+COUNT_CHUNK_ROWS = 2_048
+PROBE_ROWS = 8_192  # sample rows whose values are taken as the matrix's value set
+COLUMN_PARTS = 8  # column ranges binned one after another (see lightgbm_dataset)
+PARTS_MIN_VALUES = 2**26  # smaller datasets are built in one piece
 SPARSE_THRESHOLDS = (0.7, 0.8)  # LightGBM's most-frequent-bin and sparse-bin cut-offs
 SECOND_ROUND_RATE = 0.4  # LightGBM's dense_threshold: sparser columns are grouped together
 # Parameters under which the small sample's equivalence is not established: full sample.
@@ -55,6 +76,17 @@ _BINNING_KEYS = (
     "max_bin_by_feature",
     "linear_tree",
     "linear_trees",
+)
+
+
+# Parameters with one value per column: a dataset of a column range cannot take them.
+_PER_FEATURE = (
+    "monotone_constraints",
+    "feature_contri",
+    "forcedsplits_filename",
+    "interaction_constraints",
+    "cegb_penalty_feature_lazy",
+    "cegb_penalty_feature_coupled",
 )
 
 
@@ -100,7 +132,7 @@ def _value_counts(source, rows: np.ndarray, values: np.ndarray) -> tuple[np.ndar
             if missing is not None:
                 hit &= ~missing
             counts[i] += hit.sum(axis=0)
-    release_pages(source.features)
+        release_pages(source.features)  # the sample spans the matrix: keep no pages
     return counts, nan
 
 
@@ -171,7 +203,7 @@ def _no_bundles(
             missing = source.nan_mask[source.era_codes[part]]
             off = np.where(missing, ~most_is_nan, off)
         conflicts += off[:, sparse].T.astype(np.float32) @ off[:, partners].astype(np.float32)
-    release_pages(source.features)
+        release_pages(source.features)
     candidate = nondefault[sparse][:, None] + nondefault[partners][None, :] <= 1.0 + 1e-3
     candidate &= sparse[:, None] != partners[None, :]
     if (conflicts[candidate] <= max_conflict).any():
@@ -184,16 +216,24 @@ def _no_bundles(
     return True
 
 
-def small_bin_sample(
+def _bundle_free_facts(
     source, rows: np.ndarray, sample_positions: np.ndarray, params: dict[str, Any]
-) -> np.ndarray | None:
-    """Positions (into ``rows``) of a small bin sample equivalent to ``sample_positions``
-    (LightGBM's own), or None when no smaller sample is provably equivalent."""
-    if not _small_sample_allowed(source, params) or len(sample_positions) <= SMALL_SAMPLE_ROWS:
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]] | None:
+    """(values, mapper facts) of LightGBM's own bin sample when its bundling provably
+    leaves every column alone (:func:`_no_bundles`); None when that is not established."""
+    if not _small_sample_allowed(source, params):
         return None
     full_rows = rows[sample_positions]
-    probe = source.features[full_rows[: min(len(full_rows), COUNT_CHUNK_ROWS)]]
-    values = np.unique(probe)
+    probe = full_rows[:PROBE_ROWS]
+    values = np.unique(
+        np.concatenate(
+            [
+                np.unique(source.features[probe[start : start + COUNT_CHUNK_ROWS]])
+                for start in range(0, len(probe), COUNT_CHUNK_ROWS)
+            ]
+        )
+    )
+    release_pages(source.features)
     if len(values) > 16:  # not a few-valued matrix: equivalence not worth establishing
         return None
     full_counts, full_nan = _value_counts(source, full_rows, values)
@@ -202,6 +242,25 @@ def small_bin_sample(
     reference = _mapper_facts(full_counts, full_nan, values, params, len(rows))
     if not _no_bundles(source, full_rows, values, reference):
         return None  # bundling could depend on the sample
+    return values, reference
+
+
+def small_bin_sample(
+    source,
+    rows: np.ndarray,
+    sample_positions: np.ndarray,
+    params: dict[str, Any],
+    proven: tuple[np.ndarray, tuple[np.ndarray, ...]] | None = None,
+) -> np.ndarray | None:
+    """Positions (into ``rows``) of a small bin sample equivalent to ``sample_positions``
+    (LightGBM's own), or None when no smaller sample is provably equivalent.
+    ``proven``: :func:`_bundle_free_facts` of the same arguments, when already known."""
+    if len(sample_positions) <= SMALL_SAMPLE_ROWS:
+        return None
+    proven = proven or _bundle_free_facts(source, rows, sample_positions, params)
+    if proven is None:
+        return None
+    values, reference = proven
     size = SMALL_SAMPLE_ROWS
     while size < len(sample_positions):
         pick = np.linspace(0, len(sample_positions) - 1, size).round().astype(np.int64)
@@ -215,10 +274,32 @@ def small_bin_sample(
     return None
 
 
+def column_ranges(n_columns: int, facts: tuple[np.ndarray, ...]) -> list[tuple[int, int]]:
+    """Contiguous column ranges, about ``COLUMN_PARTS`` of them, to bin one at a time.
+
+    LightGBM (given a sample in which no two columns can share a bundle) puts every
+    column in a group of its own, except the columns sparser than
+    ``SECOND_ROUND_RATE``, which it groups together in column order: no range cuts
+    through the span of those, so each range is grouped as in one dataset.
+    """
+    _, _, _, splittable, _, _, second_round = facts
+    sparse = np.flatnonzero(second_round & splittable)
+    step = max(1, -(-n_columns // COLUMN_PARTS))
+    cuts = set(range(step, n_columns, step))
+    if len(sparse) >= 2:
+        cuts = {c for c in cuts if not sparse[0] < c <= sparse[-1]}
+    bounds = [0, *sorted(cuts), n_columns]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
 @contextmanager
-def _quiet_sample_size_warning():
-    """LightGBM warns about any bin sample under 20% of the rows; this one is proven
-    equivalent to its own, so that warning would mislead. Other messages pass."""
+def _quiet(*fragments: str):
+    """Drop LightGBM's messages containing any of ``fragments``; others pass.
+
+    Used for two warnings that would mislead here: any bin sample under 20% of the
+    rows (this one is proven equivalent to LightGBM's own), and ``add_features_from``
+    saying it cannot join raw data (nx keeps none: the rows come from the matrix).
+    """
     import lightgbm.basic as basic
 
     logger = getattr(basic, "_LOGGER", None)
@@ -230,11 +311,11 @@ def _quiet_sample_size_warning():
 
     class Filtered:
         def info(self, message: str) -> None:
-            if "bin_construct_sample_cnt" not in message:
+            if not any(fragment in message for fragment in fragments):
                 getattr(logger, info)(message)
 
         def warning(self, message: str) -> None:
-            if "bin_construct_sample_cnt" not in message:
+            if not any(fragment in message for fragment in fragments):
                 getattr(logger, warning)(message)
 
     basic.register_logger(Filtered())
@@ -244,11 +325,62 @@ def _quiet_sample_size_warning():
         basic.register_logger(logger, info_method_name=info, warning_method_name=warning)
 
 
+def _part(source, first: int, last: int):
+    """Columns ``first:last`` of a feature-only ``source`` (a view: nothing copied)."""
+    return replace(
+        source,
+        features=source.features[:, first:last],
+        feature_names=source.feature_names[first:last],
+        nan_mask=None if source.nan_mask is None else source.nan_mask[:, first:last],
+    )
+
+
 def lightgbm_dataset(source, rows: np.ndarray, target: np.ndarray, train_params: dict[str, Any]):
-    """A ``lightgbm.Dataset`` of ``rows`` of ``source`` (see the module docstring)."""
+    """A constructed ``lightgbm.Dataset`` of ``rows`` of ``source`` (see the module
+    docstring): built in column ranges (:func:`column_ranges`) when LightGBM's grouping
+    of the columns is proven to be the same, else in one piece."""
     import lightgbm
 
-    step = batch_rows(source.n_columns)
+    positions = lightgbm.Dataset(np.empty((0, 1)), params=train_params)._create_sample_indices(
+        total_nrow=len(rows)
+    )
+    proven = _bundle_free_facts(source, rows, positions, train_params)
+    small = small_bin_sample(source, rows, positions, train_params, proven) if proven else None
+    ranges = [(0, source.n_columns)]
+    if (
+        proven is not None
+        and len(rows) * source.n_columns >= PARTS_MIN_VALUES
+        and not any(train_params.get(key) for key in _per_feature_keys())
+    ):
+        ranges = column_ranges(source.n_columns, proven[1])
+    if len(ranges) == 1:
+        return _dataset(source, rows, target, train_params, small).construct()
+    first, last = ranges[0]
+    dataset = _dataset(_part(source, first, last), rows, target, train_params, small).construct()
+    for first, last in ranges[1:]:
+        part = _dataset(_part(source, first, last), rows, None, train_params, small).construct()
+        with _quiet("raw data", "categorical features"):  # nx keeps no raw data
+            dataset.add_features_from(part)
+        del part
+        return_freed_memory()
+    return dataset
+
+
+def _per_feature_keys() -> set[str]:
+    """Parameters that list one value per column (and their aliases)."""
+    from lightgbm.basic import _ConfigAliases
+
+    return _ConfigAliases.get(*_PER_FEATURE)
+
+
+def _dataset(source, rows: np.ndarray, target, train_params: dict[str, Any], small):
+    """One ``lightgbm.Dataset`` (not yet constructed) of ``rows`` of ``source``, binned
+    from the sample positions ``small`` (None: LightGBM's own sample)."""
+    import lightgbm
+
+    # a column range's rows still span the whole stored row: size batches by that
+    stored = source.features.strides[0] // max(source.features.itemsize, 1)
+    step = batch_rows(max(source.n_columns, stored))
 
     class RowSequence(lightgbm.Sequence):
         """The fold's rows, handed to LightGBM in float32 batches."""
@@ -268,14 +400,10 @@ def lightgbm_dataset(source, rows: np.ndarray, target: np.ndarray, train_params:
     class BoundedDataset(lightgbm.Dataset):
         """LightGBM's Sequence path with a lean (and, when equivalent, small) bin sample."""
 
-        _sample_cnt: int | None = None
-
         def _Dataset__sample(self, *, seqs, total_nrow):
             positions = self._create_sample_indices(total_nrow=total_nrow)
-            small = small_bin_sample(source, rows, positions, train_params)
             if small is not None:
                 positions = small
-                self._sample_cnt = len(small)
             index = np.arange(len(positions), dtype=np.int32)
             values, kept = [], []
             for column in source.sample_columns(rows[positions]):
@@ -293,13 +421,13 @@ def lightgbm_dataset(source, rows: np.ndarray, target: np.ndarray, train_params:
             # matrix path does, so nx trains the model LGBMRegressor.fit trains.
             self.get_params = lambda: dict(self.params or {})
             try:
-                if self._sample_cnt is None:
+                if small is None:
                     return super()._init_from_sample(
                         sample_data, sample_indices, sample_cnt, total_nrow
                     )
-                with _quiet_sample_size_warning():
+                with _quiet("bin_construct_sample_cnt"):
                     return super()._init_from_sample(
-                        sample_data, sample_indices, self._sample_cnt, total_nrow
+                        sample_data, sample_indices, len(small), total_nrow
                     )
             finally:
                 del self.get_params
@@ -311,3 +439,41 @@ def lightgbm_dataset(source, rows: np.ndarray, target: np.ndarray, train_params:
         params=train_params,
         free_raw_data=True,
     )
+
+
+def histogram_params(train_params: dict[str, Any]) -> dict[str, Any]:
+    """``train_params`` with ``force_col_wise`` when neither histogram layout is named.
+
+    Left alone, LightGBM picks row-wise or column-wise histograms by timing both on
+    the dataset, and to time the row-wise one it first builds a row-wise copy of every
+    binned value (one byte each: as large as the binned dataset itself, for as long as
+    it keeps that layout). Column-wise needs no copy. Either layout is LightGBM's
+    default model: each bin's gradient sums are added in the same row order, so with
+    one thread the trees are identical (``tests/sweep/test_bounded_lgbm.py``). With
+    several threads the row-wise layout sums blocks of rows per thread and then adds
+    the blocks, so its sums can round differently: the same difference LightGBM's own
+    timing-based choice makes between runs and machines.
+    An explicit ``force_row_wise`` or ``force_col_wise`` (true or false) is kept.
+    For CPU training only (a GPU device builds histograms of its own).
+    """
+    if any(key in train_params for key in ("force_col_wise", "force_row_wise")):
+        return train_params
+    return {**train_params, "force_col_wise": True}
+
+
+def trained_booster(booster):
+    """A booster of the same trees without the training state of ``booster``.
+
+    After training, a ``lightgbm.Booster`` still holds per-row training buffers
+    (gradients, scores, row partitions, and with row-wise histograms a row-wise copy
+    of the binned data) until it is freed, i.e. while the fold predicts and, for the
+    final model, until it is saved. The copy is read back from LightGBM's model text,
+    which writes every threshold and leaf value exactly (17 significant digits): the
+    trees and predictions are the same, and the same as a saved model's.
+    """
+    import lightgbm
+
+    text = booster.model_to_string()
+    booster.free_dataset()
+    del booster
+    return lightgbm.Booster(model_str=text)

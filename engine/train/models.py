@@ -43,6 +43,7 @@ import numpy as np
 from nx.engine.data.cache import release_pages
 from nx.engine.errors import ConfigError, NxError
 from nx.engine.progress import NO_PROGRESS, Progress
+from nx.engine.resources import return_freed_memory
 
 if TYPE_CHECKING:
     from nx.engine.train.inputs import TrainingData
@@ -95,7 +96,12 @@ class MatrixSource:
 
     def sample_columns(self, rows: np.ndarray):
         """Each model column over ``rows`` as float64 (NaN rules applied), one at a time."""
-        block = self.features[rows]  # stored dtype: the only full-width copy
+        from nx.engine.train.lgbm_data import COUNT_CHUNK_ROWS as step
+
+        block = np.empty((len(rows), self.features.shape[1]), dtype=self.features.dtype)
+        for start in range(0, len(rows), step):  # stored dtype: the only full-width copy
+            block[start : start + step] = self.features[rows[start : start + step]]
+            release_pages(self.features)  # sample rows span the matrix: keep no pages
         missing = None
         if self.nan_mask is not None and self.era_codes is not None:
             missing = self.nan_mask[self.era_codes[rows]]
@@ -129,7 +135,7 @@ class FittedModel:
         ``columns`` (what a saved model is served from), in float32 batches."""
         parts = [
             np.asarray(self.predict(self._input(block, source)), dtype=np.float64).ravel()
-            for block in source.batches(rows)
+            for block in source.batches(rows, self.predict_batch_rows(source))
         ]
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
 
@@ -139,6 +145,10 @@ class FittedModel:
 
             return pd.DataFrame(block, columns=source.columns)
         return block
+
+    def predict_batch_rows(self, source: MatrixSource) -> int:
+        """Rows per prediction batch."""
+        return BATCH_ROWS
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -272,15 +282,16 @@ def _fit_lightgbm(
 ) -> _LightGBMModel:
     import lightgbm
 
-    from nx.engine.train.lgbm_data import lightgbm_dataset
+    from nx.engine.train.lgbm_data import histogram_params, lightgbm_dataset, trained_booster
 
     lightgbm.register_logger(_StderrLogger())
 
     def train(params: dict[str, Any]) -> Any:
         train_params, rounds = lightgbm_train_params(params, spec.source)
+        if not _wants_gpu(params):
+            train_params = histogram_params(train_params)
         dataset = lightgbm_dataset(source, rows, target, train_params)
-        booster = lightgbm.train(train_params, dataset, num_boost_round=rounds)
-        return booster.free_dataset()
+        return trained_booster(lightgbm.train(train_params, dataset, num_boost_round=rounds))
 
     try:
         booster = train(spec.params)
@@ -297,6 +308,7 @@ def _fit_lightgbm(
         spec.params = {k: v for k, v in spec.params.items() if k not in _DEVICE_KEYS}
         spec.params["device_type"] = "cpu"
         booster = train(spec.params)
+    return_freed_memory()  # the binned dataset and training buffers are gone
     return _LightGBMModel(booster)
 
 
@@ -305,6 +317,11 @@ class _LightGBMModel(FittedModel):
 
     def __init__(self, booster: Any) -> None:
         self.booster = booster
+
+    def predict_batch_rows(self, source: MatrixSource) -> int:
+        from nx.engine.train.lgbm_data import batch_rows
+
+        return batch_rows(source.n_columns)  # LightGBM predicts each row on its own
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         return self.booster.predict(matrix)

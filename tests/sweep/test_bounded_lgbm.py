@@ -13,6 +13,7 @@ import lightgbm
 import numpy as np
 import pytest
 
+from nx.engine.train import lgbm_data
 from nx.engine.train.lgbm_data import SMALL_SAMPLE_ROWS, small_bin_sample
 from nx.engine.train.models import MatrixSource, ModelSpec, lightgbm_train_params
 
@@ -107,3 +108,95 @@ def test_float_columns_and_categorical_params_keep_lightgbm_sampling():
     plain = MatrixSource(features, names)
     assert small_bin_sample(plain, rows, positions, {"categorical_feature": [0]}) is None
     assert small_bin_sample(plain, rows, positions, {}) is not None
+
+
+def _reference(train_params, rounds, dense, target, names, **layout):
+    return lightgbm.train(
+        {**train_params, **layout},
+        lightgbm.Dataset(dense, label=target, feature_name=names),
+        num_boost_round=rounds,
+    )
+
+
+@pytest.mark.parametrize("nan_missing", [False, True])
+def test_memory_saving_paths_train_lightgbms_model_in_both_histogram_layouts(
+    monkeypatch, nan_missing
+):
+    """Column ranges binned one at a time and joined, rows pushed and predicted in small
+    batches, column-wise histograms, the booster reloaded without its training state:
+    the trees and predictions are still those of ``lightgbm.train`` on the float
+    matrix, with LightGBM's automatic layout and with each layout forced."""
+    monkeypatch.setattr(lgbm_data, "PARTS_MIN_VALUES", 0)
+    monkeypatch.setattr(lgbm_data, "COLUMN_PARTS", 5)
+    monkeypatch.setattr(lgbm_data, "BATCH_BYTES", 1)  # MIN_BATCH_ROWS rows a batch
+    monkeypatch.setattr(lgbm_data, "MIN_BATCH_ROWS", 1_000)
+    joined = []
+    add = lightgbm.Dataset.add_features_from
+    monkeypatch.setattr(
+        lightgbm.Dataset,
+        "add_features_from",
+        lambda self, other: joined.append(other.num_feature()) or add(self, other),
+    )
+    features, era_codes, target = numerai_like()
+    n_eras = int(era_codes.max()) + 1
+    mask = _nan_mask(features, era_codes, n_eras) if nan_missing else None
+    names = [f"feature_{j}" for j in range(features.shape[1])]
+    source = MatrixSource(features, names, era_codes=era_codes, nan_mask=mask)
+    rows, val = np.flatnonzero(era_codes < 30), np.flatnonzero(era_codes >= 30)
+
+    model = ModelSpec("LGBMRegressor", dict(PARAMS)).fit(
+        SimpleNamespace(source=source), rows, target[rows]
+    )
+    assert joined == [5, 5, 5, 4]  # four ranges joined to the first: the path is taken
+    assert "[force_col_wise: 1]" in model.booster.model_to_string()
+    assert model.booster.num_trees() == PARAMS["n_estimators"]
+
+    dense = features.astype(np.float64)
+    if mask is not None:
+        dense[mask[era_codes]] = np.nan
+    train_params, rounds = lightgbm_train_params(PARAMS)
+    ours = model.booster.dump_model()
+    predictions = model.predict_source(source, val)
+    for layout in ({}, {"force_row_wise": True}, {"force_col_wise": True}):
+        reference = _reference(train_params, rounds, dense[rows], target[rows], names, **layout)
+        theirs = reference.dump_model()
+        assert ours["tree_info"] == theirs["tree_info"], layout
+        assert ours["feature_infos"] == theirs["feature_infos"], layout
+        assert np.array_equal(predictions, reference.predict(dense[val])), layout
+
+
+def test_column_ranges_keep_the_sparse_columns_in_one_range():
+    """LightGBM groups the columns sparser than 40% non-default together, in column
+    order: no range may cut through their span (else each range would group its own)."""
+    n = 24
+    splittable = np.ones(n, dtype=bool)
+    second_round = np.zeros(n, dtype=bool)
+    facts = (None, None, None, splittable, None, None, second_round)
+    assert lgbm_data.column_ranges(n, facts) == [(i, i + 3) for i in range(0, n, 3)]
+    second_round[[4, 11]] = True
+    second_round[20] = True
+    splittable[20] = False  # dropped by LightGBM's pre-filter: not grouped
+    assert lgbm_data.column_ranges(n, facts) == [
+        (0, 3),
+        (3, 12),
+        (12, 15),
+        (15, 18),
+        (18, 21),
+        (21, 24),
+    ]
+
+
+def test_an_explicit_histogram_layout_is_kept():
+    assert lgbm_data.histogram_params({"num_leaves": 7}) == {
+        "num_leaves": 7,
+        "force_col_wise": True,
+    }
+    for given in ({"force_row_wise": True}, {"force_col_wise": False}, {"force_row_wise": False}):
+        assert lgbm_data.histogram_params(given) == given
+    features, era_codes, target = numerai_like(n_eras=10, rows_per_era=100, n_features=12)
+    source = MatrixSource(features, [f"f{j}" for j in range(12)])
+    rows = np.arange(len(target))
+    params = {**PARAMS, "n_estimators": 2, "force_row_wise": True}
+    model = ModelSpec("LGBMRegressor", params).fit(SimpleNamespace(source=source), rows, target)
+    text = model.booster.model_to_string()
+    assert "[force_row_wise: 1]" in text and "[force_col_wise: 0]" in text
