@@ -100,6 +100,9 @@ def return_freed_memory() -> None:
     """
     import ctypes
 
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only (not macOS, musl)
+    try:  # the process's own C library: CDLL(None) is not available on Windows
+        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only (not macOS, musl)
+    except (OSError, TypeError):
+        return
     if trim is not None:
         trim(0)
