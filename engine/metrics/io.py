@@ -92,17 +92,9 @@ def warm_kernels_in_background() -> threading.Thread:
     polars does without the GIL. Join the thread before scoring."""
 
     def warm() -> None:
-        from nx.engine.metrics import join, kernels
+        from nx.engine.metrics.warmup import warm_score_kernels
 
-        keys = np.zeros(1, dtype=np.uint64)
-        keys.flags.writeable = False  # as polars hands the hashes over
-        index = join.index_keys(keys, keys)  # the join's kernels
-        join.lookup(*index[:-1], keys, keys)
-        # and the scoring kernels with the argument types metrics.score gives them
-        values = np.zeros((1, 2))
-        offsets = np.array([0, 2], dtype=np.int64)
-        kernels.score_eras(values, values[0], values, offsets, np.zeros(1, dtype=np.bool_))
-        # (not counting_order: a cold cache would compile it for files already in era order)
+        warm_score_kernels()  # on a cold cache with a child process compiling too
 
     thread = threading.Thread(target=warm, name="nx-warm-numba", daemon=True)
     thread.start()

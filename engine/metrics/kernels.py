@@ -80,6 +80,8 @@ def signed_pow15(x: float) -> float:
 
 
 _INSERTION_MAX = 24
+# 0 as an int64 (a literal 0 would compile a callee once more for the literal type)
+_ZERO = np.int64(0)
 _SPREAD_DEPTH = 4
 # bucket = int((v - min) * scale) must stay finite: wider ranges go to the merge sort
 _MAX_SCALE = 1e300
@@ -124,7 +126,7 @@ def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -
     """
     tmp_keys, tmp_idx, bucket, counts = buffers
     n = values.shape[0]
-    k = 0
+    k = _ZERO
     vmin = np.inf
     vmax = -np.inf
     for i in range(n):
@@ -173,9 +175,9 @@ def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -
         if largest <= _INSERTION_MAX:
             # keys are out of order only within their small buckets: one insertion
             # pass over everything finishes them
-            _insertion_sort(keys, idx, 0, k)
+            _insertion_sort(keys, idx, _ZERO, k)
             return k
-        start = 0
+        start = _ZERO
         for b in range(k):
             end = counts[b]
             if end - start > 1:
@@ -362,7 +364,7 @@ def ranks_sorted(keys, idx, k: int, out: np.ndarray, out_pow: np.ndarray, tables
     if k == 0:
         return 0
     table, table_pow = _rank_table(tables, k)
-    s = 0
+    s = _ZERO
     while s < k:
         e, g, gp = _tie_group(keys, s, k, table, table_pow)
         for j in range(s, e + 1):
@@ -414,7 +416,7 @@ def _walk(keys, idx, k: int, tables, ys, zs, sums_y, sums_z):
     sums_z[:] = 0.0
     s_gp = 0.0
     s_gp2 = 0.0
-    s = 0
+    s = _ZERO
     while s < k:
         e, g, gp = _tie_group(keys, s, k, table, table_pow)
         cnt = e - s + 1
@@ -453,7 +455,7 @@ def _walk_one_ref(keys, idx, k: int, tables, packed, out):
     s_w = 0.0
     s_t = 0.0
     s_m = 0.0
-    s = 0
+    s = _ZERO
     while s < k:
         e, g, gp = _tie_group(keys, s, k, table, table_pow)
         ay = 0.0
@@ -737,6 +739,28 @@ def _score_eras(preds, target, refs, offsets, corr_with_ref, e0, e1, corr, contr
                         _copy(ys1[0], ref_y[r])
                         s_gp, s_gp2 = _walk(sel_keys, sel_idx, kw, tables, ys1, no_z, sy1, no_sz)
                         cwr[e, c, r] = _pearson_from_sums(kw, s_gp, s_gp2, sy1[0], y_s, y_ss)
+
+
+def compile_sort_kernel() -> None:
+    """Compile (or load) :func:`sort_valid` with the argument types :func:`_score_eras`
+    gives it, so that compiling the scorer finds it cached (see
+    :mod:`nx.engine.metrics.warmup`)."""
+    n = 2
+    sort_valid(np.zeros(n), np.empty(n), np.empty(n, dtype=np.int64), _buffers(n))
+
+
+def compile_rank_kernels() -> None:
+    """Compile (or load) the scorer's rank and walk kernels (:func:`ranks_sorted`,
+    :func:`_walk`, :func:`_walk_one_ref`, and the rank tables and ndtri they call)
+    with the argument types :func:`_score_eras` gives them."""
+    n = 2
+    keys = np.zeros(n)
+    idx = np.arange(n, dtype=np.int64)
+    tables = _tables(n)
+    ranks_sorted(keys, idx, n, np.empty(n), np.empty(n), tables)
+    rows = np.zeros((1, n))
+    _walk(keys, idx, n, tables, rows, rows, np.empty(1), np.empty(1))
+    _walk_one_ref(keys, idx, n, tables, np.zeros((n, 4)), np.empty(4))
 
 
 def score_eras(
