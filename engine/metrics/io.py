@@ -460,7 +460,10 @@ def _benchmark_values(
     if not _schema(bench)[column].is_numeric():
         raise DataError(f"benchmark column '{column}' of {path} is not numeric")
     notes.append(f"BMC against {column} from {path}")
-    return bench.select(id_col, pl.col(column).cast(pl.Float64))
+    # float32 (Numerai's files) stays float32: numerai-tools computes corr with the
+    # benchmark in float32 arithmetic then, and so does metrics.score
+    keep = _schema(bench)[column] == pl.Float32
+    return bench.select(id_col, pl.col(column) if keep else pl.col(column).cast(pl.Float64))
 
 
 def _renamed(table: pl.LazyFrame, fallback: str, taken: set[str]) -> tuple[pl.LazyFrame, str]:
