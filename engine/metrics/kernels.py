@@ -643,6 +643,7 @@ def _score_eras(
     target_y,
     refs,
     refs_y,
+    refs_y_given,
     offsets,
     corr_with_ref,
     e0,
@@ -721,7 +722,7 @@ def _score_eras(
             tm_base[r] = _dot_masked(t4c[r], m_base[r], base[r])
             mm_base[r] = _dot_masked(m_base[r], m_base[r], base[r])
             if corr_with_ref[r]:
-                if refs_y.shape[1] > 0:  # given (numerai-tools' float32 arithmetic)
+                if refs_y_given[r]:  # numerai-tools' float32 arithmetic
                     _copy(junk, refs_y[r, lo:hi])
                 else:
                     centered_pow15(ref, junk)
@@ -905,48 +906,64 @@ def score_eras(
     n_eras = offsets.shape[0] - 1
     n_cols = preds.shape[0]
     n_refs = refs.shape[0]
-    single = np.zeros(1 + n_refs, dtype=bool) if float32 is None else np.asarray(float32)
-    target_y = numerai_target_float32(target, offsets) if single[0] else np.empty(0)
-    refs_y = np.empty((n_refs, 0))
-    if (single[1:] & corr_with_ref).any():
-        refs_y = np.full(refs.shape, NAN)
-        for r in np.flatnonzero(single[1:] & corr_with_ref):
+    single = np.zeros(1 + n_refs, dtype=np.bool_)
+    if float32 is not None:
+        single[:] = float32
+    target_y = numerai_target_float32(target, offsets) if single[0] else np.empty(0, np.float32)
+    refs_y_given = single[1:] & corr_with_ref
+    refs_y = np.empty((n_refs, 0), dtype=np.float32)
+    if refs_y_given.any():
+        refs_y = np.full(refs.shape, NAN, dtype=np.float32)
+        for r in np.flatnonzero(refs_y_given):
             refs_y[r] = numerai_target_float32(refs[r], offsets)
-        for r in np.flatnonzero(~single[1:] & corr_with_ref):  # float64: as the kernel does
-            for lo, hi in zip(offsets[:-1], offsets[1:], strict=True):
-                centered_pow15(refs[r, lo:hi], refs_y[r, lo:hi])
     corr = np.full((n_eras, n_cols), NAN)
     contrib = np.full((n_eras, n_cols, n_refs), NAN)
     cwr = np.full((n_eras, n_cols, n_refs), NAN)
     kept = np.zeros((n_eras, n_cols, 1 + 2 * n_refs), dtype=np.int64)
-    inputs = (preds, target, target_y, refs, refs_y, offsets, corr_with_ref)
+    inputs = (preds, target, target_y, refs, refs_y, refs_y_given, offsets, corr_with_ref)
     _over_eras(_score_eras, offsets, inputs, (corr, contrib, cwr, kept))
     return corr, contrib, cwr, kept
 
 
 def numerai_target_float32(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """numerai_corr's target, per era ``sign(t - mean) * |t - mean| ** 1.5``, computed
-    as numerai-tools computes it for a float32 column (returned as float64).
+    as numerai-tools computes it for a float32 column (float32, NaN where t is).
 
     pandas takes the mean of a float32 Series in float32 (numpy's pairwise sum of the
     values with NaN as 0, over the float32 count), the subtraction is float32, and so
     is numpy's power (whose float32 loop is not correctly rounded: on AVX-512 machines
     about 1 value in 5 differs from the float64 power rounded to float32 by an ulp).
     In float64 these steps give per-era correlations that differ from numerai-tools'
-    by up to ~3e-9, so they are done here with the same numpy calls.
+    by up to ~1e-8, so they are done here with the same numpy calls (in era ranges
+    on a thread per core: numpy releases the GIL).
     """
-    values32 = np.asarray(values, dtype=np.float32)
-    missing = np.isnan(values32)
-    filled = np.where(missing, np.float32(0.0), values32)
-    sizes = np.diff(offsets)
-    n_missing = np.concatenate([[0], np.cumsum(missing)])
-    counts = (sizes - (n_missing[offsets[1:]] - n_missing[offsets[:-1]])).astype(np.float32)
-    means = np.empty(len(sizes), dtype=np.float32)
+    values32 = np.ascontiguousarray(values, dtype=np.float32)
+    out = np.empty_like(values32)
+    _over_eras(_target_float32_eras, offsets, (values32, offsets), (out,))
+    return out
+
+
+def _target_float32_eras(values32, offsets, e0: int, e1: int, out) -> None:
+    """Eras ``e0:e1`` of :func:`numerai_target_float32`."""
+    lo, hi = offsets[e0], offsets[e1]
+    values = values32[lo:hi]
+    missing = np.isnan(values)
+    sizes = np.diff(offsets[e0 : e1 + 1])
+    counts = sizes.astype(np.float32)
+    filled = values
+    if missing.any():
+        filled = np.where(missing, np.float32(0.0), values)
+        n_missing = np.concatenate([[0], np.cumsum(missing)])
+        ends = offsets[e0 : e1 + 1] - lo
+        counts = (sizes - (n_missing[ends[1:]] - n_missing[ends[:-1]])).astype(np.float32)
+    means = np.empty(e1 - e0, dtype=np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):  # an era without values: NaN
-        for e in range(len(sizes)):
-            means[e] = filled[offsets[e] : offsets[e + 1]].sum(dtype=np.float32) / counts[e]
-    centered = values32 - np.repeat(means, sizes)
-    return (np.sign(centered) * np.abs(centered) ** np.float32(1.5)).astype(np.float64)
+        for e in range(e0, e1):
+            era = filled[offsets[e] - lo : offsets[e + 1] - lo]
+            means[e - e0] = era.sum(dtype=np.float32) / counts[e - e0]
+    centered = values - np.repeat(means, sizes)
+    # sign(c) * |c| ** 1.5 as numerai-tools writes it; copysign gives the same values
+    np.copysign(np.abs(centered) ** np.float32(1.5), centered, out=out[lo:hi])
 
 
 def numerai_corr_eras(
