@@ -538,12 +538,12 @@ def _target4_centered(t: np.ndarray, mask: np.ndarray, out: np.ndarray, buf32) -
             break
     if buf32.shape[0] > 0:
         scale32 = np.float32(4.0) if in_unit else np.float32(1.0)
-        m = 0
+        m = _ZERO
         for i in range(t.shape[0]):
             if mask[i]:
                 buf32[m] = np.float32(t[i]) * scale32
                 m += 1
-        mean32 = _sum32(buf32, 0, m) / np.float32(m) if m > 0 else np.float32(0.0)
+        mean32 = _sum32(buf32, _ZERO, m) / np.float32(m) if m > 0 else np.float32(0.0)
         for i in range(t.shape[0]):
             out[i] = np.float32(t[i]) * scale32 - mean32 if mask[i] else 0.0
         return
@@ -723,7 +723,8 @@ def _score_eras(
             mm_base[r] = _dot_masked(m_base[r], m_base[r], base[r])
             if corr_with_ref[r]:
                 if refs_y_given[r]:  # numerai-tools' float32 arithmetic
-                    _copy(junk, refs_y[r, lo:hi])
+                    for i in range(n):
+                        junk[i] = refs_y[r, lo + i]
                 else:
                     centered_pow15(ref, junk)
                 for i in range(n):
@@ -852,12 +853,14 @@ def _score_eras(
                         cwr[e, c, r] = _pearson_from_sums(kw, s_gp, s_gp2, sy1[0], y_s, y_ss)
 
 
-def compile_sort_kernel() -> None:
-    """Compile (or load) :func:`sort_valid` with the argument types :func:`_score_eras`
-    gives it, so that compiling the scorer finds it cached (see
-    :mod:`nx.engine.metrics.warmup`)."""
+def compile_sort_kernels() -> None:
+    """Compile (or load) :func:`sort_valid` and :func:`_target4_centered` (with its
+    float32 sum) with the argument types :func:`_score_eras` gives them, so that
+    compiling the scorer finds them cached (see :mod:`nx.engine.metrics.warmup`)."""
     n = 2
     sort_valid(np.zeros(n), np.empty(n), np.empty(n, dtype=np.int64), _buffers(n))
+    mask = np.ones(n, dtype=np.bool_)
+    _target4_centered(np.zeros(n), mask, np.empty(n), np.empty(n, dtype=np.float32))
 
 
 def compile_rank_kernels() -> None:

@@ -7,7 +7,7 @@ cache (a fresh install, an emptied cache) compiles about 10 s of CPU, and numba
 compiles under one lock per process, so this process alone would take all of it
 in series. Instead a child process (:class:`nx.engine._numba.ChildCompile`)
 compiles the scorer's rank and walk kernels and then the id join, while this
-process compiles the sort; this process then compiles the scorer itself, which
+process compiles the sort and the BMC target; this process then compiles the scorer itself, which
 finds its callees in the cache. Both write the same cache (atomically), the
 compiled code is the same as from one process, and with a warm cache no child is
 started.
@@ -33,7 +33,7 @@ def warm_score_kernels() -> None:
     cold = cache_is_cold(kernels._score_eras) and cache_is_cold(join._index_keys)
     if cold and _child is None:
         _child = ChildCompile([_RANKS, _JOIN])
-        kernels.compile_sort_kernel()
+        kernels.compile_sort_kernels()
         _child.wait_for(_RANKS)  # False if the child failed: then compiled here
     else:
         join.compile_kernels()
