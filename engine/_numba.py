@@ -23,6 +23,7 @@ from __future__ import annotations
 import getpass
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -143,6 +144,10 @@ class ChildCompile:
             while step not in self._done and self._read_report():
                 pass
             return step in self._done
+
+    def interrupted(self) -> bool:
+        """Whether the child ended by Ctrl-C (SIGINT reaches the whole process group)."""
+        return self._process.poll() == -signal.SIGINT
 
     def wait(self, timeout: float = 300.0) -> None:
         """Until the child has exited (killed after ``timeout`` seconds); idempotent."""

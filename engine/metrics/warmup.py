@@ -34,7 +34,9 @@ def warm_score_kernels() -> None:
     if cold and _child is None:
         _child = ChildCompile([_RANKS, _JOIN])
         kernels.compile_sort_kernels()
-        _child.wait_for(_RANKS)  # False if the child failed: then compiled here
+        if not _child.wait_for(_RANKS) and _child.interrupted():
+            return  # Ctrl-C: the command is ending, compile nothing more
+        # (a child that failed otherwise: its kernels compile here)
     else:
         join.compile_kernels()
     values = np.zeros((1, 2))
