@@ -31,7 +31,7 @@ def warm_score_kernels() -> None:
     from nx.engine.metrics import join, kernels
 
     cold = cache_is_cold(kernels._score_eras) and cache_is_cold(join._index_keys)
-    if cold and _child is None:
+    if cold and _child is None and kernels._workers() > 1:
         _child = ChildCompile([_RANKS, _JOIN])
         kernels.compile_sort_kernels()
         if not _child.wait_for(_RANKS) and _child.interrupted():
