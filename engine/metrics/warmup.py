@@ -31,20 +31,28 @@ def warm_score_kernels() -> None:
     from nx.engine.metrics import join, kernels
 
     cold = cache_is_cold(kernels._score_eras) and cache_is_cold(join._index_keys)
-    if cold and _child is None and kernels._workers() > 1:
-        _child = ChildCompile([_RANKS, _JOIN])
-        kernels.compile_sort_kernels()
+    if _child is None and cold and kernels._workers() > 1:
+        _child = _start_child()
+    if _child is None:
+        join.compile_kernels()
+    else:
+        kernels.compile_sort_kernels()  # while the child compiles the rank kernels
         if not _child.wait_for(_RANKS) and _child.interrupted():
             return  # Ctrl-C: the command is ending, compile nothing more
-        # (a child that failed otherwise: its kernels compile here)
-    else:
-        join.compile_kernels()
+        # (a child that failed otherwise: the scorer compiles its kernels here)
     values = np.zeros((1, 2))
     offsets = np.array([0, 2], dtype=np.int64)
     kernels.score_eras(values, values[0], values, offsets, np.zeros(1, dtype=np.bool_))
     # (not counting_order: a cold cache would compile it for files already in era order)
     wait_for_child()
     join.compile_kernels()  # loaded from the cache the child wrote
+
+
+def _start_child() -> ChildCompile | None:
+    try:
+        return ChildCompile([_RANKS, _JOIN])
+    except OSError:  # no interpreter to start (an embedded Python): all in this one
+        return None
 
 
 def wait_for_child() -> None:
