@@ -89,13 +89,15 @@ def score_loaded(
 def warm_kernels_in_background() -> threading.Thread:
     """Start numba (import, target set-up, thread pool, the cached kernels of a
     score: about 0.4 s of mostly single-threaded Python) on a thread, so it overlaps reading the files, which
-    polars does without the GIL. Join the thread before scoring."""
+    polars does without the GIL. Join the thread before scoring. On a cold cache a
+    child process compiles half of the kernels meanwhile (:mod:`nx.engine.metrics.warmup`)."""
+
+    from nx.engine.metrics import warmup
 
     def warm() -> None:
-        from nx.engine.metrics.warmup import warm_score_kernels
+        warmup.warm_score_kernels()  # on a cold cache with a child process compiling too
 
-        warm_score_kernels()  # on a cold cache with a child process compiling too
-
+    warmup.begin()  # the id join waits for its decision on a child
     thread = threading.Thread(target=warm, name="nx-warm-numba", daemon=True)
     thread.start()
     return thread
