@@ -80,6 +80,6 @@ def _start_child() -> ChildCompile | None:
 def wait_for_child() -> None:
     """Until the warm-up has decided on a child (see :func:`begin`) and the child
     compiling kernels (if any) has exited."""
-    _decided.wait()
+    _decided.wait(timeout=120)  # (a bound, should the warm-up thread never have run)
     if _child is not None:
         _child.wait()
