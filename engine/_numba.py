@@ -21,9 +21,13 @@ nx share the directory without reusing each other's kernels.
 from __future__ import annotations
 
 import getpass
+import importlib
 import os
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -97,4 +101,97 @@ CACHE_DIR = configure_cache()
 
 from numba import njit  # noqa: E402  (after the cache directory is set)
 
-__all__ = ["CACHE_DIR", "njit", "configure_cache", "choose_cache_dir", "user_cache_dir"]
+
+def cache_is_cold(kernel) -> bool:
+    """Whether numba's cache holds nothing at all for the jitted ``kernel`` (no index
+    file: a fresh install or an emptied cache). False when unsure."""
+    try:
+        index = kernel._cache._cache_file._index_path
+    except AttributeError:  # not a cache=True kernel, or another numba's internals
+        return False
+    return not os.path.exists(index)
+
+
+class ChildCompile:
+    """A child Python process that compiles (and caches) some kernels while this
+    process compiles others.
+
+    numba compiles under one lock per process, so a thread cannot compile alongside
+    the main work; a second process can, and numba writes its cache files atomically
+    (temporary file, then rename), so both may write the same cache and each loads
+    what the other cached. The child calls each ``"module:function"`` of ``steps`` in
+    order (each compiles kernels by calling them) and reports each one done on its
+    stdout; it prints nothing else, and it exits as soon as this process is gone (it
+    watches its stdin pipe, which ends when the parent exits or is killed) or when
+    Ctrl-C reaches the terminal's process group. :meth:`wait` reaps it.
+    """
+
+    def __init__(self, steps: list[str]):
+        code = f"from nx.engine._numba import child_main; child_main({steps!r})"
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._done: set[str] = set()
+        self._lock = threading.Lock()
+
+    def wait_for(self, step: str) -> bool:
+        """Until the child has done ``step`` (True) or has exited without it (False)."""
+        with self._lock:
+            while step not in self._done and self._read_report():
+                pass
+            return step in self._done
+
+    def interrupted(self) -> bool:
+        """Whether the child ended by Ctrl-C (SIGINT reaches the whole process group)."""
+        return self._process.poll() == -signal.SIGINT
+
+    def wait(self, timeout: float = 300.0) -> None:
+        """Until the child has exited (killed after ``timeout`` seconds); idempotent."""
+        try:
+            self._process.wait(timeout)  # (thread-safe, and not under the lock)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        with self._lock:
+            while self._read_report():  # what it reported before exiting
+                pass
+            for pipe in (self._process.stdin, self._process.stdout):
+                if pipe is not None:
+                    pipe.close()
+
+    def _read_report(self) -> bool:
+        """Read one line of the child's report; False at its end."""
+        stdout = self._process.stdout
+        line = stdout.readline() if stdout is not None and not stdout.closed else ""
+        if line:
+            self._done.add(line.strip())
+        return bool(line)
+
+
+def child_main(steps: list[str]) -> None:
+    """The body of a :class:`ChildCompile` process."""
+
+    def exit_with_parent() -> None:
+        sys.stdin.buffer.read()  # returns at end of file: the parent is gone
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+    for step in steps:
+        module, function = step.split(":")
+        getattr(importlib.import_module(module), function)()
+        print(step, flush=True)
+
+
+__all__ = [
+    "CACHE_DIR",
+    "njit",
+    "configure_cache",
+    "choose_cache_dir",
+    "user_cache_dir",
+    "cache_is_cold",
+    "ChildCompile",
+]

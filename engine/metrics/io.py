@@ -89,21 +89,15 @@ def score_loaded(
 def warm_kernels_in_background() -> threading.Thread:
     """Start numba (import, target set-up, thread pool, the cached kernels of a
     score: about 0.4 s of mostly single-threaded Python) on a thread, so it overlaps reading the files, which
-    polars does without the GIL. Join the thread before scoring."""
+    polars does without the GIL. Join the thread before scoring. On a cold cache a
+    child process compiles half of the kernels meanwhile (:mod:`nx.engine.metrics.warmup`)."""
+
+    from nx.engine.metrics import warmup
 
     def warm() -> None:
-        from nx.engine.metrics import join, kernels
+        warmup.warm_score_kernels()  # on a cold cache with a child process compiling too
 
-        keys = np.zeros(1, dtype=np.uint64)
-        keys.flags.writeable = False  # as polars hands the hashes over
-        index = join.index_keys(keys, keys)  # the join's kernels
-        join.lookup(*index[:-1], keys, keys)
-        # and the scoring kernels with the argument types metrics.score gives them
-        values = np.zeros((1, 2))
-        offsets = np.array([0, 2], dtype=np.int64)
-        kernels.score_eras(values, values[0], values, offsets, np.zeros(1, dtype=np.bool_))
-        # (not counting_order: a cold cache would compile it for files already in era order)
-
+    warmup.begin()  # the id join waits for its decision on a child
     thread = threading.Thread(target=warm, name="nx-warm-numba", daemon=True)
     thread.start()
     return thread
@@ -468,7 +462,10 @@ def _benchmark_values(
     if not _schema(bench)[column].is_numeric():
         raise DataError(f"benchmark column '{column}' of {path} is not numeric")
     notes.append(f"BMC against {column} from {path}")
-    return bench.select(id_col, pl.col(column).cast(pl.Float64))
+    # float32 (Numerai's files) stays float32: numerai-tools computes corr with the
+    # benchmark in float32 arithmetic then, and so does metrics.score
+    keep = _schema(bench)[column] == pl.Float32
+    return bench.select(id_col, pl.col(column) if keep else pl.col(column).cast(pl.Float64))
 
 
 def _renamed(table: pl.LazyFrame, fallback: str, taken: set[str]) -> tuple[pl.LazyFrame, str]:

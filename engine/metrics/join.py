@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from nx.engine._numba import njit
+from nx.engine.metrics import warmup
 
 EMPTY = -1
 _GROUP_BITS = 9  # about 2**9 keys per group: its table (16 KiB) stays in L1/L2
@@ -76,7 +77,7 @@ def _fill_table(keys, second, rows, lo: int, hi: int, table, slot_rows, size: in
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def index_keys(keys: np.ndarray, second: np.ndarray):
+def _index_keys(keys: np.ndarray, second: np.ndarray):
     """The left side of the join (hash pairs ``keys``, ``second``): ``(shift, offsets,
     group_keys, group_second, group_rows, repeated)``; ``repeated`` says whether some
     pair occurs twice."""
@@ -100,7 +101,7 @@ def index_keys(keys: np.ndarray, second: np.ndarray):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def lookup(shift: int, offsets, group_keys, group_second, group_rows, keys, second):
+def _lookup(shift: int, offsets, group_keys, group_second, group_rows, keys, second):
     """For each left row (of :func:`index_keys`) the row of the right pairs ``keys``,
     ``second`` holding the same pair (``EMPTY`` when none), and whether two right
     rows share a left pair."""
@@ -129,3 +130,28 @@ def lookup(shift: int, offsets, group_keys, group_second, group_rows, keys, seco
                     break
                 s = (s + 1) & mask
     return out, repeated
+
+
+def index_keys(keys: np.ndarray, second: np.ndarray):
+    """The left side of the join (hash pairs ``keys``, ``second``): ``(shift, offsets,
+    group_keys, group_second, group_rows, repeated)``; ``repeated`` says whether some
+    pair occurs twice."""
+    warmup.wait_for_child()  # a cold cache: a child may be compiling these kernels
+    return _index_keys(keys, second)
+
+
+def lookup(shift: int, offsets, group_keys, group_second, group_rows, keys, second):
+    """For each left row (of :func:`index_keys`) the row of the right pairs ``keys``,
+    ``second`` holding the same pair (``EMPTY`` when none), and whether two right
+    rows share a left pair."""
+    warmup.wait_for_child()
+    return _lookup(shift, offsets, group_keys, group_second, group_rows, keys, second)
+
+
+def compile_kernels() -> None:
+    """Compile (or load from the cache) the join's kernels for the argument types
+    ``nx score`` gives them: read-only hashes, as polars hands them over."""
+    keys = np.zeros(1, dtype=np.uint64)
+    keys.flags.writeable = False
+    index = _index_keys(keys, keys)
+    _lookup(*index[:-1], keys, keys)

@@ -80,6 +80,8 @@ def signed_pow15(x: float) -> float:
 
 
 _INSERTION_MAX = 24
+# 0 as an int64 (a literal 0 would compile a callee once more for the literal type)
+_ZERO = np.int64(0)
 _SPREAD_DEPTH = 4
 # bucket = int((v - min) * scale) must stay finite: wider ranges go to the merge sort
 _MAX_SCALE = 1e300
@@ -124,7 +126,7 @@ def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -
     """
     tmp_keys, tmp_idx, bucket, counts = buffers
     n = values.shape[0]
-    k = 0
+    k = _ZERO
     vmin = np.inf
     vmax = -np.inf
     for i in range(n):
@@ -173,9 +175,9 @@ def sort_valid(values: np.ndarray, keys: np.ndarray, idx: np.ndarray, buffers) -
         if largest <= _INSERTION_MAX:
             # keys are out of order only within their small buckets: one insertion
             # pass over everything finishes them
-            _insertion_sort(keys, idx, 0, k)
+            _insertion_sort(keys, idx, _ZERO, k)
             return k
-        start = 0
+        start = _ZERO
         for b in range(k):
             end = counts[b]
             if end - start > 1:
@@ -362,7 +364,7 @@ def ranks_sorted(keys, idx, k: int, out: np.ndarray, out_pow: np.ndarray, tables
     if k == 0:
         return 0
     table, table_pow = _rank_table(tables, k)
-    s = 0
+    s = _ZERO
     while s < k:
         e, g, gp = _tie_group(keys, s, k, table, table_pow)
         for j in range(s, e + 1):
@@ -414,7 +416,7 @@ def _walk(keys, idx, k: int, tables, ys, zs, sums_y, sums_z):
     sums_z[:] = 0.0
     s_gp = 0.0
     s_gp2 = 0.0
-    s = 0
+    s = _ZERO
     while s < k:
         e, g, gp = _tie_group(keys, s, k, table, table_pow)
         cnt = e - s + 1
@@ -453,7 +455,7 @@ def _walk_one_ref(keys, idx, k: int, tables, packed, out):
     s_w = 0.0
     s_t = 0.0
     s_m = 0.0
-    s = 0
+    s = _ZERO
     while s < k:
         e, g, gp = _tie_group(keys, s, k, table, table_pow)
         ay = 0.0
@@ -521,13 +523,30 @@ def _shifted(values: np.ndarray, mask: np.ndarray, out: np.ndarray):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _target4_centered(t: np.ndarray, mask: np.ndarray, out: np.ndarray) -> None:
-    """out = t (times 4 when every t over mask is in [0, 1]) centered over mask."""
+def _target4_centered(t: np.ndarray, mask: np.ndarray, out: np.ndarray, buf32) -> None:
+    """out = t (times 4 when every t over mask is in [0, 1]) centered over mask.
+
+    With ``buf32`` (float32, one item per row; empty for a float64 target) in
+    float32 arithmetic, as numerai-tools does for a float32 target: the mean is
+    numpy's pairwise float32 sum over the float32 count, and t - mean is rounded
+    to float32 (it is not exact when the mean is below 2).
+    """
     in_unit = True
     for i in range(t.shape[0]):
         if mask[i] and (t[i] < 0.0 or t[i] > 1.0):
             in_unit = False
             break
+    if buf32.shape[0] > 0:
+        scale32 = np.float32(4.0) if in_unit else np.float32(1.0)
+        m = _ZERO
+        for i in range(t.shape[0]):
+            if mask[i]:
+                buf32[m] = np.float32(t[i]) * scale32
+                m += 1
+        mean32 = _sum32(buf32, _ZERO, m) / np.float32(m) if m > 0 else np.float32(0.0)
+        for i in range(t.shape[0]):
+            out[i] = np.float32(t[i]) * scale32 - mean32 if mask[i] else 0.0
+        return
     scale = 4.0 if in_unit else 1.0
     n = 0
     total = 0.0
@@ -541,6 +560,74 @@ def _target4_centered(t: np.ndarray, mask: np.ndarray, out: np.ndarray) -> None:
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
+def _block_sum32(a: np.ndarray, lo: int, n: int):
+    """numpy's float32 sum of at most 128 items ``a[lo:lo + n]``: 8 accumulators."""
+    if n < 8:
+        res = np.float32(-0.0)
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _sum32(a: np.ndarray, lo: int, n: int):
+    """``a[lo:lo + n].sum()`` of a float32 array bit for bit as numpy sums it: pairwise
+    (halves cut at a multiple of 8, down to blocks of at most 128 items), in float32.
+
+    numpy recurses; this walks the same tree with a stack (a numba function that
+    calls itself cannot be loaded from the cache into a caller compiled later).
+    """
+    if n <= 128:
+        return _block_sum32(a, lo, n)
+    # tasks (lo, n): n >= 0 sums a range, n = -1 adds the last two sums
+    tasks = np.empty((128, 2), dtype=np.int64)
+    sums = np.empty(64, dtype=np.float32)
+    tasks[0, 0] = lo
+    tasks[0, 1] = n
+    n_tasks = 1
+    n_sums = 0
+    while n_tasks > 0:
+        n_tasks -= 1
+        t_lo = tasks[n_tasks, 0]
+        t_n = tasks[n_tasks, 1]
+        if t_n < 0:
+            n_sums -= 1
+            sums[n_sums - 1] = sums[n_sums - 1] + sums[n_sums]
+        elif t_n <= 128:
+            sums[n_sums] = _block_sum32(a, t_lo, t_n)
+            n_sums += 1
+        else:
+            half = t_n // 2
+            half -= half % 8
+            tasks[n_tasks, 1] = -1  # after both halves: add them
+            tasks[n_tasks + 1, 0] = t_lo + half
+            tasks[n_tasks + 1, 1] = t_n - half
+            tasks[n_tasks + 2, 0] = t_lo
+            tasks[n_tasks + 2, 1] = half
+            n_tasks += 3
+    return sums[0]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
 def _dot_masked(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     total = 0.0
     for i in range(a.shape[0]):
@@ -550,7 +637,22 @@ def _dot_masked(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _score_eras(preds, target, refs, offsets, corr_with_ref, e0, e1, corr, contrib, cwr, kept):
+def _score_eras(
+    preds,
+    target,
+    target_y,
+    refs,
+    refs_y,
+    refs_y_given,
+    offsets,
+    corr_with_ref,
+    e0,
+    e1,
+    corr,
+    contrib,
+    cwr,
+    kept,
+):
     """Eras ``e0:e1`` of :func:`score_eras`, written into its outputs. Sums are taken
     walking each column's sorted order, so ranks are never scattered back to rows.
 
@@ -582,7 +684,15 @@ def _score_eras(preds, target, refs, offsets, corr_with_ref, e0, e1, corr, contr
         for i in range(n):
             t_valid[i] = not math.isnan(t[i])
         tp = np.empty(n)
-        t_count = centered_pow15(t, tp)
+        # a float32 target (target_y given): numerai-tools' float32 arithmetic
+        buf32 = np.empty(n if target_y.shape[0] > 0 else 0, dtype=np.float32)
+        if target_y.shape[0] > 0:
+            t_count = 0
+            for i in range(n):
+                tp[i] = target_y[lo + i]
+                t_count += t_valid[i]
+        else:
+            t_count = centered_pow15(t, tp)
         t_full = t_count == n
         ty = np.empty(n)
         _, ty_s, ty_ss = _shifted(tp, t_valid, ty)
@@ -608,11 +718,15 @@ def _score_eras(preds, target, refs, offsets, corr_with_ref, e0, e1, corr, contr
                 base[r, i] = t_valid[i] and not math.isnan(ref[i])
             kb = _select(ref_keys[r], ref_idx[r], ref_k[r], base[r], sel_keys, sel_idx)
             base_k[r] = ranks_sorted(sel_keys, sel_idx, kb, m_base[r], junk, tables)
-            _target4_centered(t, base[r], t4c[r])
+            _target4_centered(t, base[r], t4c[r], buf32)
             tm_base[r] = _dot_masked(t4c[r], m_base[r], base[r])
             mm_base[r] = _dot_masked(m_base[r], m_base[r], base[r])
             if corr_with_ref[r]:
-                centered_pow15(ref, junk)
+                if refs_y_given[r]:  # numerai-tools' float32 arithmetic
+                    for i in range(n):
+                        junk[i] = refs_y[r, lo + i]
+                else:
+                    centered_pow15(ref, junk)
                 for i in range(n):
                     mask[i] = not math.isnan(ref[i])
                 _, ref_y_s[r], ref_y_ss[r] = _shifted(junk, mask, ref_y[r])
@@ -710,7 +824,7 @@ def _score_eras(preds, target, refs, offsets, corr_with_ref, e0, e1, corr, contr
                         mask[i] = base[r, i] and p_valid[i]
                     kb = _select(ref_keys[r], ref_idx[r], ref_k[r], mask, sel_keys, sel_idx)
                     ranks_sorted(sel_keys, sel_idx, kb, m2, junk, tables)
-                    _target4_centered(t, mask, t4c2)
+                    _target4_centered(t, mask, t4c2, buf32)
                     s_tm = _dot_masked(t4c2, m2, mask)
                     s_mm = _dot_masked(m2, m2, mask)
                     kb = _select(keys, idx, k_p, mask, sel_keys, sel_idx)
@@ -739,12 +853,37 @@ def _score_eras(preds, target, refs, offsets, corr_with_ref, e0, e1, corr, contr
                         cwr[e, c, r] = _pearson_from_sums(kw, s_gp, s_gp2, sy1[0], y_s, y_ss)
 
 
+def compile_sort_kernels() -> None:
+    """Compile (or load) :func:`sort_valid` and :func:`_target4_centered` (with its
+    float32 sum) with the argument types :func:`_score_eras` gives them, so that
+    compiling the scorer finds them cached (see :mod:`nx.engine.metrics.warmup`)."""
+    n = 2
+    sort_valid(np.zeros(n), np.empty(n), np.empty(n, dtype=np.int64), _buffers(n))
+    mask = np.ones(n, dtype=np.bool_)
+    _target4_centered(np.zeros(n), mask, np.empty(n), np.empty(n, dtype=np.float32))
+
+
+def compile_rank_kernels() -> None:
+    """Compile (or load) the scorer's rank and walk kernels (:func:`ranks_sorted`,
+    :func:`_walk`, :func:`_walk_one_ref`, and the rank tables and ndtri they call)
+    with the argument types :func:`_score_eras` gives them."""
+    n = 2
+    keys = np.zeros(n)
+    idx = np.arange(n, dtype=np.int64)
+    tables = _tables(n)
+    ranks_sorted(keys, idx, n, np.empty(n), np.empty(n), tables)
+    rows = np.zeros((1, n))
+    _walk(keys, idx, n, tables, rows, rows, np.empty(1), np.empty(1))
+    _walk_one_ref(keys, idx, n, tables, np.zeros((n, 4)), np.empty(4))
+
+
 def score_eras(
     preds: np.ndarray,
     target: np.ndarray,
     refs: np.ndarray,
     offsets: np.ndarray,
     corr_with_ref: np.ndarray,
+    float32: np.ndarray | None = None,
 ):
     """numerai_corr, correlation_contribution and corr-with-reference in one pass.
 
@@ -756,24 +895,83 @@ def score_eras(
     Corr with reference (when ``corr_with_ref[r]``): numerai_corr with the
     reference as the target (centered over its own non-NaN rows).
 
+    ``float32[i]`` says that the target (i = 0) or reference i - 1 comes from a
+    float32 column (Numerai's files): numerai-tools then centers and powers it as
+    numerai_corr's target in float32 arithmetic, and so does this (see
+    :func:`numerai_target_float32`); float64 columns are done in float64.
+
     Returns ``corr[e, c], contrib[e, c, r], cwr[e, c, r]`` and the kept-row counts
     ``kept[e, c, s]`` for s = 0 (corr), 1 + r (contribution), 1 + R + r (cwr).
     """
     preds, target, refs = _floats(preds), _floats(target), _floats(refs)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    corr_with_ref = np.ascontiguousarray(corr_with_ref, dtype=np.bool_)
     n_eras = offsets.shape[0] - 1
     n_cols = preds.shape[0]
     n_refs = refs.shape[0]
+    single = np.zeros(1 + n_refs, dtype=np.bool_)
+    if float32 is not None:
+        single[:] = float32
+    target_y = numerai_target_float32(target, offsets) if single[0] else np.empty(0, np.float32)
+    refs_y_given = single[1:] & corr_with_ref
+    refs_y = np.empty((n_refs, 0), dtype=np.float32)
+    if refs_y_given.any():
+        refs_y = np.full(refs.shape, NAN, dtype=np.float32)
+        for r in np.flatnonzero(refs_y_given):
+            refs_y[r] = numerai_target_float32(refs[r], offsets)
     corr = np.full((n_eras, n_cols), NAN)
     contrib = np.full((n_eras, n_cols, n_refs), NAN)
     cwr = np.full((n_eras, n_cols, n_refs), NAN)
     kept = np.zeros((n_eras, n_cols, 1 + 2 * n_refs), dtype=np.int64)
-    inputs = (preds, target, refs, offsets, np.ascontiguousarray(corr_with_ref, dtype=np.bool_))
+    inputs = (preds, target, target_y, refs, refs_y, refs_y_given, offsets, corr_with_ref)
     _over_eras(_score_eras, offsets, inputs, (corr, contrib, cwr, kept))
     return corr, contrib, cwr, kept
 
 
-def numerai_corr_eras(preds: np.ndarray, target: np.ndarray, offsets: np.ndarray):
+def numerai_target_float32(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """numerai_corr's target, per era ``sign(t - mean) * |t - mean| ** 1.5``, computed
+    as numerai-tools computes it for a float32 column (float32, NaN where t is).
+
+    pandas takes the mean of a float32 Series in float32 (numpy's pairwise sum of the
+    values with NaN as 0, over the float32 count), the subtraction is float32, and so
+    is numpy's power (whose float32 loop is not correctly rounded: on AVX-512 machines
+    about 1 value in 5 differs from the float64 power rounded to float32 by an ulp).
+    In float64 these steps give per-era correlations that differ from numerai-tools'
+    by up to ~1e-8, so they are done here with the same numpy calls (in era ranges
+    on a thread per core: numpy releases the GIL).
+    """
+    values32 = np.ascontiguousarray(values, dtype=np.float32)
+    out = np.empty_like(values32)
+    _over_eras(_target_float32_eras, offsets, (values32, offsets), (out,))
+    return out
+
+
+def _target_float32_eras(values32, offsets, e0: int, e1: int, out) -> None:
+    """Eras ``e0:e1`` of :func:`numerai_target_float32`."""
+    lo, hi = offsets[e0], offsets[e1]
+    values = values32[lo:hi]
+    missing = np.isnan(values)
+    sizes = np.diff(offsets[e0 : e1 + 1])
+    counts = sizes.astype(np.float32)
+    filled = values
+    if missing.any():
+        filled = np.where(missing, np.float32(0.0), values)
+        n_missing = np.concatenate([[0], np.cumsum(missing)])
+        ends = offsets[e0 : e1 + 1] - lo
+        counts = (sizes - (n_missing[ends[1:]] - n_missing[ends[:-1]])).astype(np.float32)
+    means = np.empty(e1 - e0, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):  # an era without values: NaN
+        for e in range(e0, e1):
+            era = filled[offsets[e] - lo : offsets[e + 1] - lo]
+            means[e - e0] = era.sum(dtype=np.float32) / counts[e - e0]
+    centered = values - np.repeat(means, sizes)
+    # sign(c) * |c| ** 1.5 as numerai-tools writes it; copysign gives the same values
+    np.copysign(np.abs(centered) ** np.float32(1.5), centered, out=out[lo:hi])
+
+
+def numerai_corr_eras(
+    preds: np.ndarray, target: np.ndarray, offsets: np.ndarray, float32: bool = False
+):
     """Per-era numerai_corr of every prediction column against ``target``.
 
     Per era: center the target over its non-NaN rows; keep rows where prediction and
@@ -781,12 +979,14 @@ def numerai_corr_eras(preds: np.ndarray, target: np.ndarray, offsets: np.ndarray
     target -> signed power 1.5; Pearson correlation.
 
     Returns ``(corr[e, c], kept[e, c])``; ``kept`` is the number of rows used, for the
-    caller's NaN-limit check. (:func:`score_eras` without references: the same
-    compiled kernel.)
+    caller's NaN-limit check. ``float32``: the target comes from a float32 column (see
+    :func:`score_eras`). (:func:`score_eras` without references: the same compiled
+    kernel.)
     """
     preds = _floats(preds)
     no_refs = np.empty((0, preds.shape[1]))
-    corr, _, _, kept = score_eras(preds, target, no_refs, offsets, np.zeros(0, dtype=np.bool_))
+    no_cwr = np.zeros(0, dtype=np.bool_)
+    corr, _, _, kept = score_eras(preds, target, no_refs, offsets, no_cwr, np.array([float32]))
     return corr, kept[:, :, 0]
 
 

@@ -174,6 +174,16 @@ def _matrix(values: Any, n_rows: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(array.T)
 
 
+def _is_float32(values: Any) -> bool:
+    """Whether ``values`` (one column) is float32: numerai-tools then does numerai_corr's
+    target arithmetic in float32 (:func:`nx.engine.metrics.kernels.numerai_target_float32`)."""
+    if isinstance(values, pl.DataFrame):
+        return values.width == 1 and values.dtypes[0] == pl.Float32
+    if isinstance(values, pl.Series):
+        return values.dtype == pl.Float32
+    return getattr(values, "dtype", None) == np.float32
+
+
 def _one_era(n: int) -> np.ndarray:
     return np.zeros(n, dtype=np.int64)
 
@@ -291,7 +301,7 @@ def numerai_corr(
     names = _column_names(predictions, p.shape[0], "predictions")
     _reject_infinite(p, layout, names, "prediction")
     _reject_infinite(t[None], layout, _column_names(target, 1, "target"), "target")
-    corr, kept = kernels.numerai_corr_eras(p, t, layout.offsets)
+    corr, kept = kernels.numerai_corr_eras(p, t, layout.offsets, _is_float32(target))
     _check_kept(kept, np.diff(layout.offsets), max_nan_fraction, layout.eras, names, "corr")
     return corr[:, 0] if np.ndim(predictions) == 1 else corr
 
@@ -446,7 +456,7 @@ def feature_neutral_corr(
     _reject_infinite(t[None], layout, _column_names(target, 1, "target"), "target")
     _reject_infinite(x.T, layout, _column_names(features, x.shape[1], "feature"), "feature")
     neutral, degenerate = _fnc_inputs(p, x, layout, NO_PROGRESS)
-    fnc, kept = kernels.numerai_corr_eras(neutral, t, layout.offsets)
+    fnc, kept = kernels.numerai_corr_eras(neutral, t, layout.offsets, _is_float32(target))
     sizes = np.diff(layout.offsets)
     _check_kept(kept, sizes, max_nan_fraction, layout.eras, names, "fnc", degenerate)
     return fnc[:, 0] if np.ndim(predictions) == 1 else fnc
@@ -588,8 +598,9 @@ def score(
 
     with progress.task("Scoring", total=None):
         corr_with_ref = np.array([c == benchmark_col for c in refs_cols], dtype=np.bool_)
+        float32 = np.array([df.schema[c] == pl.Float32 for c in [target_col, *refs_cols]])
         corr, contrib, cwr, kept = kernels.score_eras(
-            preds, target, refs, layout.offsets, corr_with_ref
+            preds, target, refs, layout.offsets, corr_with_ref, float32
         )
     _check_kept(kept[:, :, 0], sizes, max_nan_fraction, eras, pred_cols, "corr")
     columns: dict[str, np.ndarray] = {"corr": corr}
@@ -612,7 +623,7 @@ def score(
         features = features if source_rows is None else features[source_rows]
         _reject_infinite(features.T, layout, feature_cols, "feature")
         neutral, degenerate = _fnc_inputs(preds, features, layout, progress)
-        fnc, fnc_kept = kernels.numerai_corr_eras(neutral, target, layout.offsets)
+        fnc, fnc_kept = kernels.numerai_corr_eras(neutral, target, layout.offsets, float32[0])
         _check_kept(fnc_kept, sizes, max_nan_fraction, eras, pred_cols, "fnc", degenerate)
         columns["fnc"] = fnc
         columns["max_feature_exposure"] = kernels.exposure_eras(

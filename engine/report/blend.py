@@ -183,7 +183,7 @@ def blend_predictions(
     """Blend predictions files (inner join on id; era and target of the first file),
     write ``predictions/<name>.parquet`` and ``results/<name>.json`` under ``output_dir``;
     returns the results document with ``paths``."""
-    from nx.engine.report.curves import _benchmark_values, resolve_benchmark
+    from nx.engine.report.curves import _benchmark_values, _float, resolve_benchmark
 
     if len(sources) < 1:
         raise ReportError("nothing to blend; give at least one predictions file")
@@ -204,7 +204,7 @@ def blend_predictions(
         blended = blend_rank_gauss(
             merged.select(columns).cast(pl.Float64).to_numpy(), weights, merged["era"]
         )
-        frame = merged.select("id", "era", pl.col("target").cast(pl.Float64)).with_columns(
+        frame = merged.select("id", "era", _float(merged, "target")).with_columns(
             pl.Series("prediction", blended)
         )
         benchmark = resolve_benchmark([], benchmark_data, benchmark_model, data_dir, data_version)
@@ -243,7 +243,7 @@ def neutralize_predictions(
     ``predictions/`` parent), ``name`` to ``<stem>_neutral_<set>_<proportion>``."""
     from nx.engine import metrics
     from nx.engine.metrics.io import ScoreInputs, load_score_frame
-    from nx.engine.report.curves import Benchmark, resolve_benchmark
+    from nx.engine.report.curves import Benchmark, _float, resolve_benchmark
 
     source = Path(source)
     if not 0.0 <= proportion <= 1.0:
@@ -285,12 +285,14 @@ def neutralize_predictions(
         {
             "id": frame["id"],
             "era": frame["era"].cast(pl.String),
-            "target": frame["target"].cast(pl.Float64),
+            "target": frame.select(_float(frame, "target")).to_series(),
             "prediction": neutral,
         }
     )
     bench = (
-        frame[scored.benchmark_col].cast(pl.Float64).to_numpy() if scored.benchmark_col else None
+        frame.select(_float(frame, scored.benchmark_col)).to_series().to_numpy()
+        if scored.benchmark_col
+        else None
     )
     model = {
         "type": "Neutralized",

@@ -41,7 +41,7 @@ class TrainingData:
     era_codes: np.ndarray  # int32 index into ``eras`` per row
     target: np.ndarray  # float64
     source: MatrixSource  # what built-in models train on (model.input_groups)
-    benchmark: np.ndarray | None  # float64, the metrics benchmark (NaN where absent)
+    benchmark: np.ndarray | None  # the metrics benchmark as stored (float32/64; NaN where absent)
     transform_benchmark: np.ndarray | None  # float64, the column a target transform uses
     full_data_path: Path
     benchmark_data_path: Path | None
@@ -417,7 +417,8 @@ def load_training_data(
         )
         for column in bench_columns:
             available[column] = _as_numpy(joined[column])
-        benchmark = available[inputs.benchmark_col].astype(np.float64)
+        # as stored: numerai-tools' corr with a float32 benchmark is float32 arithmetic
+        benchmark = available[inputs.benchmark_col]
         if config.transform_benchmark_col is not None:
             transform_benchmark = available[config.transform_benchmark_col].astype(np.float64)
     if inputs.baseline_path is not None:

@@ -355,7 +355,9 @@ def oof_metrics(
     Each section also has the reference's ``consistency`` (share of scored eras > 0).
     """
     cfg = config.data
-    frame = predictions.select(cfg.era_col, pl.col(cfg.target_col).cast(pl.Float64), "prediction")
+    # the target in its stored dtype: numerai-tools does a float32 target's arithmetic
+    # in float32, and metrics.score follows it
+    frame = predictions.select(cfg.era_col, cfg.target_col, "prediction")
     per_era, summary = score(frame, ["prediction"], target_col=cfg.target_col, era_col=cfg.era_col)
     metrics = {"corr": {**summary["prediction"]["corr"]}}
     metrics["corr"]["consistency"] = _consistency(_per_era_values(per_era, "corr"))
