@@ -165,8 +165,14 @@ def score_command(
     )
     try:
         scored = load_score_frame(inputs, progress)
-    finally:
-        warming.join()  # also on a user error: no numba work left running behind
+    except KeyboardInterrupt:
+        # Ctrl-C/SIGTERM: end now, not after a cold cache's compile (about 10 s); the
+        # warm-up thread is a daemon and its child process stops with this one
+        raise
+    except BaseException:
+        warming.join()  # a user error: no numba work left running behind
+        raise
+    warming.join()
     table, summary = score_loaded(scored, max_nan_fraction=max_nan_fraction, progress=progress)
     if per_era is not None:
         write_per_era(table, per_era)

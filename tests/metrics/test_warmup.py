@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.conftest import nx_run
+from tests.conftest import NX_EXE, nx_run
 
 KERNELS = """
 import time
@@ -209,3 +209,31 @@ def test_cold_nx_score_gives_the_warm_numbers(tiny_data_dir, tmp_path):
     assert json.loads(cold.stdout) == json.loads(warm.stdout)
     assert sorted(p.name for p in cache.rglob("*.nbc")) == kernels  # nothing compiled again
     assert not _processes_using(cache), "a process of the cold run is still running"
+
+
+def test_ctrl_c_during_a_cold_compile_ends_nx_score(tiny_data_dir, tmp_path):
+    """Ctrl-C while a cold cache compiles: one line, exit 130, no traceback, and
+    neither the warm-up's child nor anything else of the run left running."""
+    ids = pl.read_parquet(tiny_data_dir / "v5.2" / "full.parquet", columns=["id"])["id"]
+    preds = tmp_path / "preds.parquet"
+    pl.DataFrame({"id": ids, "prediction": np.linspace(0, 1, len(ids))}).write_parquet(preds)
+    cache = tmp_path / "cache"
+    run = subprocess.Popen(
+        [NX_EXE, "score", str(preds), "--data-dir", str(tiny_data_dir), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NUMBA_CACHE_DIR": str(cache)},
+        start_new_session=True,  # its own process group, as a terminal's job
+    )
+    deadline = time.monotonic() + 60
+    while not list(cache.rglob("*.nbi")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # compiling has begun once the first kernel is cached
+    assert run.poll() is None, "the cold run ended before it could be interrupted"
+    os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert out == ""
+    assert "Interrupted" in err and "Traceback" not in err
+    left = [pid for pid in _processes_using(cache) if not _wait_gone(pid)]
+    assert not left, "a process of the interrupted run is still running"
