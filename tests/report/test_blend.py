@@ -46,6 +46,11 @@ def pandas_blend(df: pd.DataFrame, cols: list[str], weights: list[float]) -> np.
     )
 
 
+def _near_tie(sums: pd.Series) -> bool:
+    ordered = np.sort(sums.to_numpy())
+    return bool((np.diff(ordered) <= 1e-12).any())
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.integers(0, 2**31 - 1),
@@ -70,10 +75,11 @@ def test_blend_kernel_matches_pandas(seed, magnitudes, signs):
     values[eras == "0000", 0] = 0.5  # a constant column in one era
     df = pd.DataFrame(values, columns=[f"p{i}" for i in range(k)]).assign(era=eras)
     # Sums that tie in exact arithmetic (ranks symmetric about an era's middle cancel)
-    # tie in nx, whose ndtri is antisymmetric, and come out +-1e-17 apart in scipy's:
-    # such examples are left out as well.
+    # come out equal or an ulp apart, in a different way in nx (whose ndtri is
+    # antisymmetric) and in scipy: their order is rounding noise, so such examples are
+    # left out as well (two sums of an era within 1e-12 of each other).
     raw = pd.Series(rank_gauss(values, eras) @ np.asarray(weights), index=df.index)
-    assume(not raw.dropna().groupby(df["era"]).apply(lambda s: s.duplicated().any()).any())
+    assume(not raw.dropna().groupby(df["era"]).apply(_near_tie).any())
     want = pandas_blend(df, list(df.columns[:k]), weights)
     got = blend_rank_gauss(values, weights, eras)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
