@@ -129,6 +129,11 @@ class RichProgress(Progress):
         print_warning(message)
 
 
+def command_progress(json_out: bool) -> RichProgress:
+    """Bars for people watching a terminal; ``--json``, logs and pipes get the result alone."""
+    return RichProgress(quiet=json_out or not err_console.is_terminal)
+
+
 def _json_safe(value: Any) -> Any:
     """NaN and infinities become null; numpy scalars become Python numbers."""
     if isinstance(value, dict):

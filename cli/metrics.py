@@ -17,9 +17,8 @@ from nx.cli.common import (
     DataDirOption,
     DataVersionOption,
     JsonOption,
-    RichProgress,
     cell,
-    err_console,
+    command_progress,
     print_json,
     print_text,
     skip_teardown,
@@ -147,8 +146,7 @@ def score_command(
     # numba's start-up runs on a thread while the files are read
     warming = warm_kernels_in_background()
 
-    # bars only for people watching a terminal; logs and pipes get the result alone
-    progress = RichProgress(quiet=json_output or not err_console.is_terminal)
+    progress = command_progress(json_output)
     inputs = ScoreInputs(
         predictions=predictions,
         pred_cols=list(pred_col or []),

@@ -23,7 +23,7 @@ from nx.cli.common import (
     DataDirOption,
     DataVersionOption,
     JsonOption,
-    RichProgress,
+    command_progress,
     err_console,
     print_json,
     table_console,
@@ -88,11 +88,6 @@ app = typer.Typer(
     help="Talk to Numerai: account, models, model uploads, submissions, scores.",
     no_args_is_help=True,
 )
-
-
-def _progress(json_out: bool) -> RichProgress:
-    """Bars for people at a terminal; logs, pipes and --json get the result alone."""
-    return RichProgress(quiet=json_out or not err_console.is_terminal)
 
 
 def _client(token_file: Path | None, *, required: bool = True):
@@ -240,7 +235,7 @@ def upload_command(
         data_dir=data_dir,
         timeout_s=timeout,
         poll_s=poll_interval,
-        progress=_progress(json_out),
+        progress=command_progress(json_out),
     )
     if json_out:
         print_json(result)
@@ -318,7 +313,7 @@ def submit_command(
         tournament=tournament,
         data_dir=data_dir,
         data_version=data_version,
-        progress=_progress(json_out),
+        progress=command_progress(json_out),
     )
     if json_out:
         print_json(result)
@@ -360,7 +355,7 @@ def diagnostics_command(
         wait=not no_wait,
         timeout_s=timeout,
         poll_s=poll_interval,
-        progress=_progress(json_out),
+        progress=command_progress(json_out),
     )
     if json_out:
         print_json(result)

@@ -15,7 +15,7 @@ from nx.cli.common import (
     DataDirOption,
     DataVersionOption,
     JsonOption,
-    RichProgress,
+    command_progress,
     err_console,
     print_json,
     table_console,
@@ -44,6 +44,7 @@ BenchmarkModelOption = Annotated[
         "a unique column ending in _NAME also matches.",
     ),
 ]
+PredColOption = Annotated[str, typer.Option("--pred-col", help="Prediction column.")]
 DarkOption = Annotated[bool, typer.Option("--dark", help="Dark theme for figures.")]
 OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace predictions/results of the same name.")
@@ -164,7 +165,7 @@ def show(
     """Leaderboard of an experiment's runs (deltas against a base) and the standard plot."""
     from nx.engine.report.show import show_experiment
 
-    progress = RichProgress(quiet=json_out or not err_console.is_terminal)
+    progress = command_progress(json_out)
     result = show_experiment(
         experiment_dir,
         names or None,
@@ -244,7 +245,7 @@ def plot_benchmarks(
     """Cumulative per-era corr of benchmark models with targets, and differences from one."""
     from nx.engine.report.benchmarks import plot_benchmark_corrs
 
-    progress = RichProgress(quiet=json_out or not err_console.is_terminal)
+    progress = command_progress(json_out)
     result = plot_benchmark_corrs(
         data_dir, data_version, targets or None, models or None, reference, output, dark, progress
     )
@@ -265,7 +266,7 @@ def report(
     """Write experiment.md (keeping what you wrote) and a self-contained report.html."""
     from nx.engine.report.document import write_report
 
-    progress = RichProgress(quiet=json_out or not err_console.is_terminal)
+    progress = command_progress(json_out)
     result = write_report(
         experiment_dir, data_dir, benchmark_data, benchmark_model, dark, progress=progress
     )
@@ -302,7 +303,7 @@ def blend(
         Path, typer.Option("--output-dir", help="Experiment dir to write the blend into.")
     ],
     name: Annotated[str, typer.Option("--name", help="Name of the blended run.")],
-    pred_col: Annotated[str, typer.Option("--pred-col", help="Prediction column.")] = "prediction",
+    pred_col: PredColOption = "prediction",
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     data_version: DataVersionOption = DEFAULT_DATA_VERSION,
     benchmark_data: BenchmarkDataOption = None,
@@ -313,7 +314,7 @@ def blend(
     """Rank-gauss blend per era (the reference's blend_rank_gauss), written and scored as a run."""
     from nx.engine.report.blend import blend_predictions
 
-    progress = RichProgress(quiet=json_out or not err_console.is_terminal)
+    progress = command_progress(json_out)
     document = blend_predictions(
         predictions, _weights(weights), output_dir, name, pred_col, data_dir, data_version,
         benchmark_data, benchmark_model, overwrite, progress,
@@ -337,7 +338,7 @@ def neutralize(
         str | None,
         typer.Option("--name", help="Run name (default <stem>_neutral_<set>_<percent>)."),
     ] = None,
-    pred_col: Annotated[str, typer.Option("--pred-col", help="Prediction column.")] = "prediction",
+    pred_col: PredColOption = "prediction",
     data: Annotated[
         Path | None, typer.Option("--data", help="Data file with the features (default full).")
     ] = None,
@@ -351,7 +352,7 @@ def neutralize(
     """Neutralize predictions per era against a feature set, written and scored as a run."""
     from nx.engine.report.blend import neutralize_predictions
 
-    progress = RichProgress(quiet=json_out or not err_console.is_terminal)
+    progress = command_progress(json_out)
     document = neutralize_predictions(
         predictions, features, proportion, output_dir, name, pred_col, data, data_dir,
         data_version, benchmark_data, benchmark_model, overwrite, progress,

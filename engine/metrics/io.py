@@ -88,17 +88,14 @@ def score_loaded(
 
 def warm_kernels_in_background() -> threading.Thread:
     """Start numba (import, target set-up, thread pool, the cached kernels of a
-    score: about 0.4 s of mostly single-threaded Python) on a thread, so it overlaps reading the files, which
-    polars does without the GIL. Join the thread before scoring. On a cold cache a
-    child process compiles half of the kernels meanwhile (:mod:`nx.engine.metrics.warmup`)."""
-
+    score: about 0.4 s of mostly single-threaded Python) on a thread, so it overlaps
+    reading the files, which polars does without the GIL. Join the thread before
+    scoring. On a cold cache a child process compiles half of the kernels meanwhile
+    (:mod:`nx.engine.metrics.warmup`)."""
     from nx.engine.metrics import warmup
 
-    def warm() -> None:
-        warmup.warm_score_kernels()  # on a cold cache with a child process compiling too
-
     warmup.begin()  # the id join waits for its decision on a child
-    thread = threading.Thread(target=warm, name="nx-warm-numba", daemon=True)
+    thread = threading.Thread(target=warmup.warm_score_kernels, name="nx-warm-numba", daemon=True)
     thread.start()
     return thread
 
@@ -462,10 +459,15 @@ def _benchmark_values(
     if not _schema(bench)[column].is_numeric():
         raise DataError(f"benchmark column '{column}' of {path} is not numeric")
     notes.append(f"BMC against {column} from {path}")
-    # float32 (Numerai's files) stays float32: numerai-tools computes corr with the
-    # benchmark in float32 arithmetic then, and so does metrics.score
-    keep = _schema(bench)[column] == pl.Float32
-    return bench.select(id_col, pl.col(column) if keep else pl.col(column).cast(pl.Float64))
+    return bench.select(id_col, as_scored(column, _schema(bench)[column]))
+
+
+def as_scored(column: str, dtype: pl.DataType) -> pl.Expr:
+    """``column`` as the scores take it: float32 (Numerai's files) as it is, since
+    numerai-tools does numerai_corr's target arithmetic on float32 values in float32
+    and so does :func:`nx.engine.metrics.score`; any other numeric type as float64."""
+    col = pl.col(column)
+    return col if dtype == pl.Float32 else col.cast(pl.Float64)
 
 
 def _renamed(table: pl.LazyFrame, fallback: str, taken: set[str]) -> tuple[pl.LazyFrame, str]:

@@ -78,9 +78,7 @@ def _fill_table(keys, second, rows, lo: int, hi: int, table, slot_rows, size: in
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def _index_keys(keys: np.ndarray, second: np.ndarray):
-    """The left side of the join (hash pairs ``keys``, ``second``): ``(shift, offsets,
-    group_keys, group_second, group_rows, repeated)``; ``repeated`` says whether some
-    pair occurs twice."""
+    """The kernel of :func:`index_keys`."""
     n = keys.shape[0]
     bits = 1
     while (1 << (bits + _GROUP_BITS)) < n:
@@ -102,9 +100,7 @@ def _index_keys(keys: np.ndarray, second: np.ndarray):
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def _lookup(shift: int, offsets, group_keys, group_second, group_rows, keys, second):
-    """For each left row (of :func:`index_keys`) the row of the right pairs ``keys``,
-    ``second`` holding the same pair (``EMPTY`` when none), and whether two right
-    rows share a left pair."""
+    """The kernel of :func:`lookup`."""
     right_offsets, right_keys, right_second, right_rows = _partition(keys, second, shift)
     out = np.full(group_rows.shape[0], EMPTY, dtype=np.int64)
     size = _table_size(np.max(offsets[1:] - offsets[:-1]))

@@ -183,7 +183,8 @@ def blend_predictions(
     """Blend predictions files (inner join on id; era and target of the first file),
     write ``predictions/<name>.parquet`` and ``results/<name>.json`` under ``output_dir``;
     returns the results document with ``paths``."""
-    from nx.engine.report.curves import _benchmark_values, _float, resolve_benchmark
+    from nx.engine.metrics.io import as_scored
+    from nx.engine.report.curves import _benchmark_values, resolve_benchmark
 
     if len(sources) < 1:
         raise ReportError("nothing to blend; give at least one predictions file")
@@ -204,9 +205,9 @@ def blend_predictions(
         blended = blend_rank_gauss(
             merged.select(columns).cast(pl.Float64).to_numpy(), weights, merged["era"]
         )
-        frame = merged.select("id", "era", _float(merged, "target")).with_columns(
-            pl.Series("prediction", blended)
-        )
+        frame = merged.select(
+            "id", "era", as_scored("target", merged.schema["target"])
+        ).with_columns(pl.Series("prediction", blended))
         benchmark = resolve_benchmark([], benchmark_data, benchmark_model, data_dir, data_version)
         if benchmark is None:
             progress.warn("no BMC: no benchmark models file (pass --benchmark-data or --data-dir)")
@@ -242,8 +243,8 @@ def neutralize_predictions(
     score it. ``output_dir`` defaults to the experiment dir holding ``source`` (its
     ``predictions/`` parent), ``name`` to ``<stem>_neutral_<set>_<proportion>``."""
     from nx.engine import metrics
-    from nx.engine.metrics.io import ScoreInputs, load_score_frame
-    from nx.engine.report.curves import Benchmark, _float, resolve_benchmark
+    from nx.engine.metrics.io import ScoreInputs, as_scored, load_score_frame
+    from nx.engine.report.curves import Benchmark, resolve_benchmark
 
     source = Path(source)
     if not 0.0 <= proportion <= 1.0:
@@ -285,12 +286,14 @@ def neutralize_predictions(
         {
             "id": frame["id"],
             "era": frame["era"].cast(pl.String),
-            "target": frame.select(_float(frame, "target")).to_series(),
+            "target": frame.select(as_scored("target", frame.schema["target"])).to_series(),
             "prediction": neutral,
         }
     )
     bench = (
-        frame.select(_float(frame, scored.benchmark_col)).to_series().to_numpy()
+        frame.select(as_scored(scored.benchmark_col, frame.schema[scored.benchmark_col]))
+        .to_series()
+        .to_numpy()
         if scored.benchmark_col
         else None
     )

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from nx.engine.errors import NxError, ReportError
-from nx.engine.metrics.io import check_ids, default_benchmark_model, resolve_column
+from nx.engine.metrics.io import as_scored, check_ids, default_benchmark_model, resolve_column
 from nx.engine.paths import DEFAULT_DATA_DIR, DEFAULT_DATA_VERSION, version_dir
 from nx.engine.progress import NO_PROGRESS, Progress
 from nx.engine.report.experiment import Run
@@ -148,20 +148,20 @@ def read_predictions(run: Run, columns: tuple[str, ...] = PREDICTION_COLUMNS) ->
             f"predictions file {path} lacks {', '.join(missing)}; it needs columns "
             f"{', '.join(PREDICTION_COLUMNS)}"
         )
-    casts = {"era": pl.String, "target": pl.Float64, "prediction": pl.Float64}
-    if schema["target"] == pl.Float32:  # kept: numerai-tools' (and nx score's) float32 math
-        del casts["target"]
-    return (
-        pl.scan_parquet(path)
-        .select(pl.col(c).cast(casts[c]) if c in casts else pl.col(c) for c in columns)
-        .collect()
-    )
+    read = {
+        "era": pl.col("era").cast(pl.String),
+        "target": as_scored("target", schema["target"]),
+        "prediction": pl.col("prediction").cast(pl.Float64),
+    }
+    return pl.scan_parquet(path).select(read.get(c, pl.col(c)) for c in columns).collect()
 
 
 def _benchmark_values(benchmark: Benchmark, ids: pl.Series) -> np.ndarray:
     bench = pl.read_parquet(benchmark.path, columns=["id", benchmark.column])
     joined = ids.to_frame("id").join(
-        bench.select("id", _float(bench, benchmark.column).alias(_BENCH)),
+        bench.select(
+            "id", as_scored(benchmark.column, bench.schema[benchmark.column]).alias(_BENCH)
+        ),
         on="id",
         how="left",
         maintain_order="left",
@@ -169,13 +169,6 @@ def _benchmark_values(benchmark: Benchmark, ids: pl.Series) -> np.ndarray:
     if joined.height != len(ids):
         raise ReportError(f"benchmark file {benchmark.path} has duplicate ids; keep one per id")
     return joined[_BENCH].to_numpy()
-
-
-def _float(frame: pl.DataFrame, column: str) -> pl.Expr:
-    """``column`` as float64, a float32 column kept as it is (numerai-tools, and so
-    ``nx score``, do numerai_corr's target arithmetic on float32 values in float32)."""
-    col = pl.col(column)
-    return col if frame.schema[column] == pl.Float32 else col.cast(pl.Float64)
 
 
 def _split(per_era: pl.DataFrame, column: str, with_bmc: bool) -> EraScores:
