@@ -1,7 +1,9 @@
-"""Run one command in a child process; print its wall time and peak RSS as JSON.
+"""Peak memory of benchmark processes.
 
-``python benchmarks/data_measure.py CMD ...``: the wrapper is a fresh process, so
+``python benchmarks/data_measure.py CMD ...`` runs one command in a child process and
+prints its wall time and peak RSS as JSON: the wrapper is a fresh process, so
 ``RUSAGE_CHILDREN.ru_maxrss`` is the peak resident memory of CMD alone.
+:func:`own_peak_kib` is the peak of the calling process itself (a benchmark side).
 """
 
 from __future__ import annotations
@@ -11,6 +13,23 @@ import resource
 import subprocess
 import sys
 import time
+
+
+def own_peak_kib() -> int:
+    """This process's peak RSS in KiB: ``VmHWM`` (Linux), else ``ru_maxrss``.
+
+    Not ``ru_maxrss`` where ``/proc`` has the answer: a process started by
+    ``subprocess`` (vfork, then exec) inherits its parent's high-water mark in
+    ``ru_maxrss``, so the side would report pytest's own peak whenever that is larger.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main(command: list[str]) -> None:

@@ -8,7 +8,7 @@ runs): ``big`` = 604 eras x ~1,000 rows (1.6 GB as int8), and ``subset`` = its f
 its fold slices and LightGBM's float64 bin sample) fits this shared machine.
 
 Sides, each in its own interpreter reporting its own peak RSS (``VmHWM``, see
-:func:`own_peak_kib`):
+``data_measure.own_peak_kib``):
 
 - ``pandas``: ``tests.train.reference.pandas_oof`` (read the parquet into pandas,
   float32 features, slice each fold, ``LGBMRegressor.fit``), subset only;
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -162,23 +161,6 @@ def measure(side: str, data_dir: Path, out: Path) -> dict[str, float]:
     return {"wall_s": wall, "peak_gb": peak_kib * 1024 / GB}
 
 
-def own_peak_kib() -> int:
-    """This process's peak RSS in KiB: ``VmHWM`` (Linux), else ``ru_maxrss``.
-
-    Not ``ru_maxrss`` where ``/proc`` has the answer: a process started by
-    ``subprocess`` (vfork, then exec) inherits its parent's high-water mark in
-    ``ru_maxrss``, so the side would report pytest's own peak whenever that is larger.
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 @pytest.fixture(scope="module")
 def datasets() -> dict[str, Path]:
     big = big_data()
@@ -241,4 +223,6 @@ if __name__ == "__main__":
         run_pandas(data_dir, out)
     else:  # nx_colwise: LightGBM told to build histograms column-wise (no row-wise copy)
         run_nx(data_dir, out, {**PARAMS, "force_col_wise": True} if side == "nx_colwise" else None)
+    from data_measure import own_peak_kib  # (this file runs as a script: benchmarks/ on the path)
+
     print(json.dumps({"peak_kib": own_peak_kib()}))

@@ -7,7 +7,7 @@ into pandas with float features, slice the rows of each fold, fit LightGBM,
 predict the validation eras, write the OOF predictions. The nx side runs
 ``nx.engine.train.train_config`` (which also scores the predictions and writes
 results). Each side runs in its own subprocess that reports its own peak RSS
-(``ru_maxrss`` of RUSAGE_SELF), so neither measurement sees the other. Each side
+(``VmHWM``: ``data_measure.own_peak_kib``), so neither measurement sees the other. Each side
 runs twice and the faster round counts (the machine is shared and noisy); the
 data lives in a private temporary folder that concurrent pytest sessions cannot
 clean up mid-run.
@@ -18,7 +18,6 @@ Run: ``pytest benchmarks/test_train.py`` (a few minutes on 2 cores).
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -154,4 +153,6 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.train.reference
     side, data_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     (run_nx if side == "nx" else run_pandas)(data_dir, out)
-    print(json.dumps({"peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    from data_measure import own_peak_kib  # (this file runs as a script: benchmarks/ on the path)
+
+    print(json.dumps({"peak_kib": own_peak_kib()}))
