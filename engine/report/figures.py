@@ -197,22 +197,25 @@ def experiment_figure(
             ax.plot(axis.x(c.eras), cum(c.values), color=colors[c.label], lw=1.4, label=c.label)
         style_text(ax, dark, "Cumulative per-era BMC (OOF)", "cumulative BMC")
 
+    # many runs: one legend beside the top panel (the colours are the same below)
+    return _finish(fig, axes, axis, dark, outside, legends=axes[:1] if outside else axes)
+
+
+def _finish(fig, axes, axis: EraAxis, dark: bool, outside: bool, legends):
+    """Legends on ``legends``, era ticks on every panel sharing the top one's x axis,
+    the x label under the last, and the margins (wider on the right for an outside
+    legend)."""
     for ax in axes:
-        # many runs: one legend beside the top panel (the colours are the same below)
-        if not outside or ax is axes[0]:
+        if any(ax is shown for shown in legends):
             legend(ax, dark, outside)
         axis.format(ax)
         if ax is not axes[0]:
             ax.sharex(axes[0])
-    axes[-1].set_xlabel("era", color=t.text, fontsize=10)
-    _layout(fig, outside)
-    return fig
-
-
-def _layout(fig, outside: bool) -> None:
+    axes[-1].set_xlabel("era", color=theme(dark).text, fontsize=10)
     fig.subplots_adjust(
         left=0.07, right=0.80 if outside else 0.98, top=0.96, bottom=0.06, hspace=0.32
     )
+    return fig
 
 
 def cumulative_panels_figure(
@@ -235,13 +238,7 @@ def cumulative_panels_figure(
                 label=c.label + (" (reference)" if is_ref else ""),
             )  # fmt: skip
         style_text(ax, dark, title, ylabel)
-        legend(ax, dark, outside)
-        axis.format(ax)
-        if ax is not axes[0]:
-            ax.sharex(axes[0])
-    axes[-1].set_xlabel("era", color=t.text, fontsize=10)
-    _layout(fig, outside)
-    return fig
+    return _finish(fig, axes, axis, dark, outside, legends=axes)
 
 
 def distribution_figure(series: dict[str, dict[str, np.ndarray]], dark: bool = False):
