@@ -14,6 +14,7 @@ import atexit
 import os
 import re
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +50,22 @@ def remove_pending_temp_files() -> None:
 atexit.register(remove_pending_temp_files)
 
 
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM (where the platform can) until the block ends: a
+    temporary file created in it is registered in ``_PENDING`` before Ctrl-C can
+    raise, so an interrupt right after its creation cannot leave it behind."""
+    mask = getattr(signal, "pthread_sigmask", None)  # POSIX only
+    if mask is None:
+        yield
+        return
+    held = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, held)  # a held signal is delivered now
+
+
 def version_dir(data_dir: Path | str, data_version: str = DEFAULT_DATA_VERSION) -> Path:
     """The folder holding one data version's raw and built files."""
     return Path(data_dir) / data_version
@@ -65,11 +82,12 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.nx{os.getpid()}.", suffix=".tmp", dir=path.parent
-    )
-    tmp = Path(tmp_name)
-    _PENDING.add(tmp)
+    with _interrupts_held():
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.nx{os.getpid()}.", suffix=".tmp", dir=path.parent
+        )
+        tmp = Path(tmp_name)
+        _PENDING.add(tmp)
     try:
         os.close(fd)
         # mkstemp creates owner-only files; outputs get the usual umask-based mode.
@@ -92,10 +110,13 @@ def atomic_output_in_folder(path: Path | str) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(
-        tempfile.mkdtemp(prefix=f".{path.name}.nx{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    )
-    _PENDING.add(folder)
+    with _interrupts_held():
+        folder = Path(
+            tempfile.mkdtemp(
+                prefix=f".{path.name}.nx{os.getpid()}.", suffix=".tmp", dir=path.parent
+            )
+        )
+        _PENDING.add(folder)
     tmp = folder / path.name
     try:
         folder.chmod(0o755)

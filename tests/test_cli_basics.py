@@ -35,6 +35,34 @@ def test_atomic_output_leaves_nothing_on_error(tmp_path):
     assert target.read_text() == "done"
 
 
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_ctrl_c_right_after_a_temp_file_is_created_leaves_nothing(tmp_path, monkeypatch, kind):
+    """Ctrl-C the moment the temporary file (folder) exists, before atomic_output has
+    registered it: the interrupt waits until it is registered, so the CLI's clean-up
+    removes it."""
+    import os
+    import signal
+    import tempfile
+
+    from nx.engine.paths import atomic_output_in_folder, remove_pending_temp_files
+
+    name = "mkstemp" if kind == "file" else "mkdtemp"
+    create = getattr(tempfile, name)
+
+    def create_then_interrupt(*args, **kwargs):
+        made = create(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does, at the worst moment
+        return made
+
+    monkeypatch.setattr(tempfile, name, create_then_interrupt)
+    writer = atomic_output if kind == "file" else atomic_output_in_folder
+    with pytest.raises(KeyboardInterrupt):
+        with writer(tmp_path / "out.parquet"):
+            pass
+    remove_pending_temp_files()  # what the CLI's interrupt handler does
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_json_safe_writes_nan_as_null():
     doc = _json_safe({"a": math.nan, "b": [1.0, math.inf], "c": {"d": 2}})
     assert json.loads(json.dumps(doc)) == {"a": None, "b": [1.0, None], "c": {"d": 2}}
