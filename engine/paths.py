@@ -13,8 +13,8 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import secrets
 import shutil
-import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +25,7 @@ DEFAULT_DATA_VERSION = "v5.2"
 DATA_DIR_ENV = "NX_DATA_DIR"
 DEFAULT_DATA_DIR = Path("data")
 
-# .<target name>.nx<pid>.<mkstemp's random part>.tmp; before pids were recorded the
+# .<target name>.nx<pid>.<random part>.tmp; before pids were recorded the
 # names were .<target name>.<random>.tmp (8 characters of [a-z0-9_]).
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.nx(?P<pid>\d+)\.[a-z0-9_]+\.tmp$")
 _OLD_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
@@ -50,20 +50,31 @@ def remove_pending_temp_files() -> None:
 atexit.register(remove_pending_temp_files)
 
 
-@contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM (where the platform can) until the block ends: a
-    temporary file created in it is registered in ``_PENDING`` before Ctrl-C can
-    raise, so an interrupt right after its creation cannot leave it behind."""
-    mask = getattr(signal, "pthread_sigmask", None)  # POSIX only
-    if mask is None:
-        yield
-        return
-    held = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        mask(signal.SIG_SETMASK, held)  # a held signal is delivered now
+def _create(path: Path, folder: bool) -> None:
+    """Create ``path`` exclusively: a folder, or an empty file (both umask-based)."""
+    if folder:
+        os.mkdir(path)
+    else:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def _new_temp(path: Path, folder: bool = False) -> Path:
+    """Create and register a new temporary file (or folder) for ``path``.
+
+    The name is registered in ``_PENDING`` before it is created, so Ctrl-C at any
+    moment leaves nothing that the CLI's clean-up does not know of. (Holding the
+    signal instead is not enough: another thread may receive it, and Python then
+    raises in this one at once.)
+    """
+    while True:
+        tmp = path.parent / f".{path.name}.nx{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        _PENDING.add(tmp)
+        try:
+            _create(tmp, folder)
+        except FileExistsError:
+            _PENDING.discard(tmp)
+            continue
+        return tmp  # on any other error it stays registered: it may exist
 
 
 def version_dir(data_dir: Path | str, data_version: str = DEFAULT_DATA_VERSION) -> Path:
@@ -82,18 +93,8 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _interrupts_held():
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{path.name}.nx{os.getpid()}.", suffix=".tmp", dir=path.parent
-        )
-        tmp = Path(tmp_name)
-        _PENDING.add(tmp)
+    tmp = _new_temp(path)
     try:
-        os.close(fd)
-        # mkstemp creates owner-only files; outputs get the usual umask-based mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
         yield tmp
         os.replace(tmp, path)
     finally:
@@ -110,16 +111,9 @@ def atomic_output_in_folder(path: Path | str) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _interrupts_held():
-        folder = Path(
-            tempfile.mkdtemp(
-                prefix=f".{path.name}.nx{os.getpid()}.", suffix=".tmp", dir=path.parent
-            )
-        )
-        _PENDING.add(folder)
+    folder = _new_temp(path, folder=True)
     tmp = folder / path.name
     try:
-        folder.chmod(0o755)
         yield tmp
         umask = os.umask(0)
         os.umask(umask)

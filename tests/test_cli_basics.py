@@ -38,28 +38,25 @@ def test_atomic_output_leaves_nothing_on_error(tmp_path):
 @pytest.mark.parametrize("kind", ["file", "folder"])
 def test_ctrl_c_right_after_a_temp_file_is_created_leaves_nothing(tmp_path, monkeypatch, kind):
     """Ctrl-C the moment the temporary file (folder) exists, before atomic_output has
-    registered it: the interrupt waits until it is registered, so the CLI's clean-up
+    returned it: it was registered before it was created, so the CLI's clean-up
     removes it."""
     import os
     import signal
-    import tempfile
 
-    from nx.engine.paths import atomic_output_in_folder, remove_pending_temp_files
+    from nx.engine import paths
 
-    name = "mkstemp" if kind == "file" else "mkdtemp"
-    create = getattr(tempfile, name)
+    create = paths._create
 
-    def create_then_interrupt(*args, **kwargs):
-        made = create(*args, **kwargs)
+    def create_then_interrupt(path, folder):
+        create(path, folder)
         os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does, at the worst moment
-        return made
 
-    monkeypatch.setattr(tempfile, name, create_then_interrupt)
-    writer = atomic_output if kind == "file" else atomic_output_in_folder
+    monkeypatch.setattr(paths, "_create", create_then_interrupt)
+    writer = paths.atomic_output if kind == "file" else paths.atomic_output_in_folder
     with pytest.raises(KeyboardInterrupt):
         with writer(tmp_path / "out.parquet"):
             pass
-    remove_pending_temp_files()  # what the CLI's interrupt handler does
+    paths.remove_pending_temp_files()  # what the CLI's interrupt handler does
     assert list(tmp_path.iterdir()) == []
 
 
