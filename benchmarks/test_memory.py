@@ -16,12 +16,17 @@ Sides, each in its own interpreter reporting its own peak RSS (``VmHWM``, see
   mapped cache file, then training);
 - ``nx_warm``: ``train_config`` with the cache written beforehand (by a child process)
   and mapped;
+- ``nx_cv5``: ``nx_warm`` with nx's default CV, 5 splits (the largest fold is about
+  5/6 of the rows), ``big`` only;
+- ``nx_final``: ``nx_warm`` with CV off and a final fit on every row (what ``nx export
+  --config`` trains, as the reference's ``export_pkl.py``), ``big`` only;
 - ``nx_colwise`` (not in the default cases): ``nx_warm`` with ``force_col_wise = true``
   in the LightGBM parameters;
 - ``nx_nocache`` (not in the default cases: add it to ``CASES``): ``NX_FEATURE_CACHE=off``
   (the int8 matrix in ordinary memory).
 
-Same era CV (3 splits, expanding, embargo 4) and LightGBM parameters everywhere.
+Same era CV (3 splits, expanding, embargo 4; but ``nx_cv5`` and ``nx_final``) and
+LightGBM parameters everywhere.
 Run: ``pytest benchmarks/test_memory.py -s`` (first run: ~15 min to generate the data).
 """
 
@@ -100,23 +105,32 @@ def int8_bytes(data_dir: Path) -> int:
     return rows * N_FEATURES
 
 
-def _config(params: dict | None = None):
+# The training section of the sides that do not run the default 3-split CV.
+TRAINING = {
+    "nx_cv5": {"cv": {"n_splits": 5}},
+    "nx_final": {"cv": {"enabled": False}, "final_fit": True},
+}
+
+
+def _config(params: dict | None = None, training: dict | None = None):
     from nx.engine.train.config import parse_config
 
     return parse_config(
         {
             "data": {"feature_set": "all", "embargo_eras": EMBARGO},
-            "training": {"cv": {"n_splits": N_SPLITS}},
+            "training": training or {"cv": {"n_splits": N_SPLITS}},
             "model": {"type": "LGBMRegressor", "params": params or PARAMS},
         },
         "bench_memory.toml",
     )
 
 
-def run_nx(data_dir: Path, out: Path, params: dict | None = None) -> None:
+def run_nx(
+    data_dir: Path, out: Path, params: dict | None = None, training: dict | None = None
+) -> None:
     from nx.engine.train import train_config
 
-    train_config(_config(params), data_dir=data_dir, output_dir=out)
+    train_config(_config(params, training), data_dir=data_dir, output_dir=out)
 
 
 def prime_cache(data_dir: Path) -> None:
@@ -172,6 +186,8 @@ CASES = [
     ("subset", "nx_warm"),
     ("big", "nx_cold"),
     ("big", "nx_warm"),
+    ("big", "nx_cv5"),
+    ("big", "nx_final"),
 ]
 
 
@@ -210,19 +226,27 @@ def test_memory_ratios_and_goal():
         f"nx warm peak ~ {fixed:.2f} GB + {slope:.3f} x int8 bytes -> full size "
         f"({full_int8:.1f} GB int8): {fixed + slope * full_int8:.1f} GB"
     )
-    for key in ("subset/nx_warm", "big/nx_warm"):
+    for key in ("big/nx_cv5", "big/nx_final"):
+        side = MEASURED[key]
+        print(
+            f"{key}: peak {side['peak_gb']:.2f} GB = "
+            f"{side['peak_gb'] / side['int8_gb']:.2f} x int8 bytes (goal "
+            f"{0.75 * side['int8_gb'] + 1.5:.2f} GB)"
+        )
+    for key in ("subset/nx_warm", "big/nx_warm", "big/nx_cv5", "big/nx_final"):
         assert MEASURED[key]["peak_gb"] <= 0.75 * MEASURED[key]["int8_gb"] + 1.5, key
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.train.reference
     side, data_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    if side in ("nx_warm", "nx_colwise"):
+    if side in ("nx_warm", "nx_colwise", *TRAINING):
         prime_cache(data_dir)  # a no-op read when the cache is already there
     if side == "pandas":
         run_pandas(data_dir, out)
     else:  # nx_colwise: LightGBM told to build histograms column-wise (no row-wise copy)
-        run_nx(data_dir, out, {**PARAMS, "force_col_wise": True} if side == "nx_colwise" else None)
+        params = {**PARAMS, "force_col_wise": True} if side == "nx_colwise" else None
+        run_nx(data_dir, out, params, TRAINING.get(side))
     from data_measure import own_peak_kib  # (this file runs as a script: benchmarks/ on the path)
 
     print(json.dumps({"peak_kib": own_peak_kib()}))

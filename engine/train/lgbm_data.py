@@ -431,6 +431,12 @@ def _dataset(source, rows: np.ndarray, target, train_params: dict[str, Any], sma
                     )
             finally:
                 del self.get_params
+                # LightGBM has its bins; the caller keeps these lists alive while every
+                # row is pushed (about 12 bytes a sampled non-zero value: 1 GB for
+                # 32,768 rows of 2,748 columns): free them now.
+                sample_data.clear()
+                sample_indices.clear()
+                return_freed_memory()
 
     return BoundedDataset(
         RowSequence(),
