@@ -294,3 +294,17 @@ def test_pickle_from_another_python_is_refused_before_any_request(
         assert "runtime 3.12" in result.stderr
         assert fake.calls == []
     assert "Traceback" not in result.stderr
+
+
+def test_runtime_peak_memory_is_the_workers_own():
+    """The peak memory `nx export` reports is the runtime worker's, not that of the nx
+    process that started it (Linux's ru_maxrss of a child counts its parent's RSS)."""
+    import subprocess
+    import sys
+
+    parent = bytearray(800 * 2**20)  # this process (nx, after training) holds 800 MB
+    parent[::4096] = b"x" * len(parent[::4096])  # touched: resident
+    code = "from nx.engine.export._runtime_worker import _peak_rss_bytes; print(_peak_rss_bytes())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 10 * 2**20 < int(done.stdout) < 400 * 2**20
+    del parent
