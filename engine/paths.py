@@ -43,7 +43,10 @@ def remove_pending_temp_files() -> None:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # nothing more to do at exit; a later run removes stale ones
         _PENDING.discard(path)
 
 
@@ -74,7 +77,10 @@ def _new_temp(path: Path, folder: bool = False) -> Path:
         except FileExistsError:
             _PENDING.discard(tmp)
             continue
-        return tmp  # on any other error it stays registered: it may exist
+        except OSError:  # not created (read-only folder, full disk...)
+            _PENDING.discard(tmp)
+            raise
+        return tmp  # an interrupt inside _create leaves it registered: it may exist
 
 
 def version_dir(data_dir: Path | str, data_version: str = DEFAULT_DATA_VERSION) -> Path:

@@ -60,6 +60,25 @@ def test_ctrl_c_right_after_a_temp_file_is_created_leaves_nothing(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_temp_file_that_cannot_be_created_is_not_left_registered(tmp_path, monkeypatch):
+    """A full disk (or a read-only folder) at creation: the error reaches the caller,
+    and nothing stays registered for the exit clean-up."""
+    import errno
+
+    from nx.engine import paths
+
+    def full_disk(path, folder):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(paths, "_create", full_disk)
+    before = set(paths._PENDING)
+    with pytest.raises(OSError, match="No space"):
+        with paths.atomic_output(tmp_path / "out.parquet"):
+            pass
+    assert paths._PENDING == before
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_json_safe_writes_nan_as_null():
     doc = _json_safe({"a": math.nan, "b": [1.0, math.inf], "c": {"d": 2}})
     assert json.loads(json.dumps(doc)) == {"a": None, "b": [1.0, None], "c": {"d": 2}}
