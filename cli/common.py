@@ -27,8 +27,11 @@ from nx.engine.paths import DEFAULT_DATA_DIR as DEFAULT_DATA_DIR  # re-exported
 from nx.engine.paths import DEFAULT_DATA_VERSION as DEFAULT_DATA_VERSION  # re-exported
 from nx.engine.progress import Progress, ProgressTask
 
-# People read stderr; stdout is kept for machine-readable output (--json).
-err_console = Console(stderr=True, soft_wrap=True)
+# People read stderr; stdout is kept for machine-readable output (--json). No rich
+# markup on nx's consoles: what they print (paths, names, error messages, table cells)
+# is shown as is ("add a [model.params] table" keeps its brackets); styles are given
+# with rich.text.Text.
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
 
 # Set by a command whose process may end without freeing its memory object by
 # object (see ``nx.cli.app.main``): only what it has written matters then.
@@ -88,7 +91,9 @@ JsonOption = Annotated[
 def table_console(width: int) -> Console:
     """err_console on a terminal; otherwise (logs, CI, pipes) a stderr console ``width``
     columns wide, so that wide tables keep one row per line."""
-    return err_console if err_console.is_terminal else Console(stderr=True, width=width)
+    if err_console.is_terminal:
+        return err_console
+    return Console(stderr=True, width=width, markup=False)
 
 
 class _RichTask(ProgressTask):

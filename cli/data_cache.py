@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from nx.cli.common import (
     DEFAULT_DATA_DIR,
@@ -59,7 +60,7 @@ def cache_list_command(
             "-" if e.n_rows is None else f"{e.n_rows:,}",
             f"{e.n_features:,}",
             f"{e.n_bytes / 2**20:,.1f} MiB",
-            "[yellow]stale[/yellow]" if e.stale else "fresh",
+            Text("stale", style="yellow") if e.stale else "fresh",
         )
     table_console(TABLE_WIDTH).print(table)
     total = sum(e.n_bytes for e in entries)

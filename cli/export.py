@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from nx.cli.common import (
     DEFAULT_DATA_DIR,
@@ -251,9 +252,11 @@ def _show_report(report, json_out: bool) -> None:
         table.add_column(column)
     for rule in report.rules:
         if rule.get("skipped"):
-            result = "[yellow]skipped[/yellow]"
+            result = Text("skipped", style="yellow")
+        elif rule["passed"]:
+            result = Text("pass", style="green")
         else:
-            result = "[green]pass[/green]" if rule["passed"] else "[bold red]FAIL[/bold red]"
+            result = Text("FAIL", style="bold red")
         table.add_row(rule["rule"], result, rule.get("detail", ""))
     console = table_console(120)
     console.print(table)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import click
 import typer
+from rich.text import Text
 from typer.core import TyperGroup
 
 from nx.cli.common import (
@@ -123,8 +124,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _say(message: str) -> None:
-    err_console.print(message, highlight=False)
+def _say(*parts: str | tuple[str, str]) -> None:
+    """One line on stderr from plain strings and (text, style) pairs; no markup."""
+    err_console.print(Text.assemble(*parts), highlight=False)
 
 
 @app.command("whoami")
@@ -148,8 +150,9 @@ def whoami_command(token_file: TokenFileOption = None, json_out: JsonOption = Fa
     )
     for command, scope in info["missing_scopes"].items():
         _say(
-            f"[yellow]Note:[/yellow] `nx numerai {command}` needs the `{scope}` scope, which this "
-            "key lacks; add it to a key at numer.ai/account"
+            ("Note: ", "yellow"),
+            f"`nx numerai {command}` needs the `{scope}` scope, which this "
+            "key lacks; add it to a key at numer.ai/account",
         )
 
 
@@ -190,7 +193,11 @@ def create_model_command(
     if json_out:
         print_json(model)
         return
-    _say(f"Created model [bold]{model['name']}[/bold] (id {model['id']}, tournament {tournament})")
+    _say(
+        "Created model ",
+        (model["name"], "bold"),
+        f" (id {model['id']}, tournament {tournament})",
+    )
 
 
 @app.command("upload")

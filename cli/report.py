@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from nx.cli.common import (
     DEFAULT_DATA_DIR,
@@ -111,8 +112,11 @@ def _show_table(result) -> None:
     sources = {row["source"] for row in result.rows}
     if result.benchmark is not None and "predictions" in sources:
         console.print(
-            f"[dim]computed from predictions; BMC against {result.benchmark.column} "
-            f"from {result.benchmark.path}[/dim]",
+            Text(
+                f"computed from predictions; BMC against {result.benchmark.column} "
+                f"from {result.benchmark.path}",
+                style="dim",
+            ),
             highlight=False,
         )
     if result.plot_path is not None:

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from nx.cli.common import (
     DEFAULT_DATA_DIR,
@@ -13,6 +15,7 @@ from nx.cli.common import (
     JsonOption,
     err_console,
     print_json,
+    print_warning,
     table_console,
 )
 
@@ -77,7 +80,7 @@ class _Bar:
         self.note(f"Dask dashboard: {link}")
 
     def warn(self, message: str) -> None:
-        err_console.print(f"[yellow]Warning:[/yellow] {message}", highlight=False)
+        print_warning(message)
 
     def note(self, message: str) -> None:
         if not self.quiet:
@@ -114,7 +117,7 @@ def _render(report, rows: list[dict]) -> None:
     for column in ("#", "config", "bmc mean", "bmc last 200", "corr mean", "corr sharpe", "status"):
         table.add_column(column, justify="left" if column in ("config", "status") else "right")
     for row in rows:
-        status = row["status"] if row["status"] != "failed" else "[red]failed[/red]"
+        status = Text("failed", style="red") if row["status"] == "failed" else row["status"]
         table.add_row(
             "" if row["rank"] is None else str(row["rank"]),
             row["name"],
@@ -127,7 +130,9 @@ def _render(report, rows: list[dict]) -> None:
     table_console(TABLE_WIDTH).print(table)
     for row in rows:
         if row["status"] == "failed":
-            err_console.print(f"[red]{row['name']} failed:[/red] {row['error']}", highlight=False)
+            err_console.print(
+                Text.assemble((f"{row['name']} failed: ", "red"), row["error"]), highlight=False
+            )
     err_console.print(
         f"Outputs: {report.output_dir} (record: {report.record_path})", highlight=False
     )
@@ -137,7 +142,9 @@ def sweep(
     sweep_file: Annotated[
         Path,
         typer.Argument(
-            help="The sweep file (TOML): base config, [grid] and/or [[list]].", show_default=False
+            # typer reads help as rich markup, where [grid] would be a style
+            help=escape("The sweep file (TOML): base config, [grid] and/or [[list]]."),
+            show_default=False,
         ),
     ],
     output_dir: Annotated[

@@ -40,7 +40,7 @@ class LeastSquares:
 
 class Failing(LeastSquares):
     def fit(self, X, y):
-        raise RuntimeError("boom from the test model")
+        raise RuntimeError("boom from the test model (see [model.params])")
 
 
 class _Once(LeastSquares):

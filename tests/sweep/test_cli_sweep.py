@@ -84,6 +84,21 @@ def test_local_sweep_failure_recorded_leaderboard_and_resume(workdir, tiny_data_
     assert set(status.values()) == {"skipped"}
     assert (exp / "results" / f"{best}.json").stat().st_mtime_ns == mtime
 
+    # for people: the leaderboard and the error as they are (no rich markup eaten)
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    shown = nx_run(
+        "sweep", path, "--data-dir", tiny_data_dir, "--output-dir", "exp", env=env, cwd=workdir
+    )
+    assert shown.returncode == 1 and shown.stdout == ""
+    assert f"{FAILING} failed: RuntimeError: boom from the test model (see [model.params])" in (
+        " ".join(shown.stderr.split())
+    )
+
+
+def test_sweep_help_shows_the_sweep_file_tables():
+    shown = nx_run("sweep", "--help", env={"COLUMNS": "200"})
+    assert "base config, [grid] and/or [[list]]." in shown.stdout
+
 
 def test_interrupted_sweep_resumes_where_it_stopped(workdir, tiny_data_dir):
     marker = workdir / "interrupted"
