@@ -66,7 +66,7 @@ def print_text(message: str, style: str = "", console: Console | None = None) ->
 
 
 def cell(value: object) -> Text:
-    """A table cell showing ``value`` as is (rich parses plain strings as markup)."""
+    """A table cell showing ``value`` as is (ints with thousands separators)."""
     if value is None:
         return Text("")
     return Text(f"{value:,}" if isinstance(value, int) else str(value))
