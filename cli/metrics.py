@@ -163,13 +163,12 @@ def score_command(
     )
     try:
         scored = load_score_frame(inputs, progress)
-    except KeyboardInterrupt:
-        # Ctrl-C/SIGTERM: end now, not after a cold cache's compile (about 10 s); the
-        # warm-up thread is a daemon and its child process stops with this one
+    except Exception:  # a user error: no numba work left running behind
+        warming.join()
         raise
-    except BaseException:
-        warming.join()  # a user error: no numba work left running behind
-        raise
+    # (Ctrl-C and SIGTERM, KeyboardInterrupts, end now, not after a cold cache's
+    # compile of about 10 s: the warm-up thread is a daemon and its child process
+    # stops with this one)
     warming.join()
     table, summary = score_loaded(scored, max_nan_fraction=max_nan_fraction, progress=progress)
     if per_era is not None:

@@ -9,30 +9,16 @@ float64, and the corr sharpe differed from the reference's by 1.5e-9 on this dat
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
 import pandas as pd
 from numerai_tools.scoring import correlation_contribution, numerai_corr
 
+from tests.train.test_reference_parity import reference_config, run_nx
+
 BENCH = "v52_lgbm_ender20"
-CONFIG = {
-    "data": {
-        "data_version": "v5.2",
-        "era_col": "era",
-        "feature_set": "medium",
-        "target_col": "target",
-        "full_data_path": "v5.2/full.parquet",
-        "benchmark_data_path": "v5.2/full_benchmark_models.parquet",
-    },
-    "model": {
-        "type": "LGBMRegressor",
-        "params": {"n_estimators": 10, "num_leaves": 7, "n_jobs": 1, "verbose": -1},
-    },
-    "output": {"results_name": "ref"},
-    "training": {"cv": {"embargo": 4, "enabled": True, "mode": "expanding"}},
-}
+PARAMS = {"n_estimators": 10, "num_leaves": 7, "n_jobs": 1, "verbose": -1}
 
 
 def _summary(scores: pd.Series) -> tuple[float, float, float]:
@@ -49,14 +35,10 @@ def _per_era(frame: pd.DataFrame, columns: list[str], score) -> pd.Series:
 
 
 def test_train_metrics_match_the_reference_scoring(nx, tiny_data_dir, tmp_path):
-    config = tmp_path / "ref.py"
-    config.write_text(f"CONFIG = {CONFIG!r}\n")
-    out = tmp_path / "out"
-    result = nx("train", config, "--data-dir", tiny_data_dir, "--output-dir", out, "--json")
-    assert result.exit_code == 0, result.stderr
-    metrics = json.loads((out / "results" / "ref.json").read_text())["metrics"]
+    config = reference_config(model={"params": PARAMS}, output={"results_name": "ref"})
+    predictions, results, _ = run_nx(nx, config, tiny_data_dir, tmp_path)
+    metrics = results["metrics"]
 
-    predictions = pd.read_parquet(out / "predictions" / "ref.parquet")
     assert predictions["target"].dtype == np.float32
     bench = pd.read_parquet(tiny_data_dir / "v5.2" / "full_benchmark_models.parquet")
     bench = bench.set_index("id") if "id" in bench.columns else bench
