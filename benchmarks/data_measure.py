@@ -16,20 +16,16 @@ import time
 
 
 def own_peak_kib() -> int:
-    """This process's peak RSS in KiB: ``VmHWM`` (Linux), else ``ru_maxrss``.
+    """This process's peak RSS in KiB: ``VmHWM`` (Linux), else ``ru_maxrss``, read as
+    ``nx export``'s runtime check reads it.
 
     Not ``ru_maxrss`` where ``/proc`` has the answer: a process started by
     ``subprocess`` (vfork, then exec) inherits its parent's high-water mark in
     ``ru_maxrss``, so the side would report pytest's own peak whenever that is larger.
     """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from nx.engine.export._runtime_worker import peak_rss_bytes
+
+    return peak_rss_bytes() // 1024
 
 
 def main(command: list[str]) -> None:

@@ -91,7 +91,9 @@ assert predictions["prediction"].between(0, 1).all() and len(predictions) == len
 predictions.to_parquet(out)
 
 
-def peak_kib():  # VmHWM: a child's ru_maxrss counts its parent's RSS (see data_measure)
+# VmHWM: a child's ru_maxrss counts its parent's RSS. (nx's peak_rss_bytes, in
+# engine/export/_runtime_worker.py, is not importable in the runtime venv.)
+def peak_kib():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1])

@@ -321,7 +321,7 @@ def _read(path: str):
     return frame
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
     """This process's own peak RSS: ``VmHWM`` where Linux has it. Not ``ru_maxrss``
     there: Linux counts in it the parent's RSS at the fork that started this worker
     (nx itself, maybe after training a model), which is not the pickle's."""
@@ -382,7 +382,7 @@ def check(job: dict) -> dict:
     report["predict_seconds"] = time.perf_counter() - started
     rule("runs", True, f"{len(live)} live rows in {report['predict_seconds']:.3f} s")
     rules.extend(_harness_rules(predictions, live))
-    report["peak_rss_bytes"] = _peak_rss_bytes()
+    report["peak_rss_bytes"] = peak_rss_bytes()
     if job.get("eras") and all(r["passed"] for r in rules):
         _run_by_era(model, n_args, job, rule)
     return report

@@ -304,7 +304,7 @@ def test_runtime_peak_memory_is_the_workers_own():
 
     parent = bytearray(800 * 2**20)  # this process (nx, after training) holds 800 MB
     parent[::4096] = b"x" * len(parent[::4096])  # touched: resident
-    code = "from nx.engine.export._runtime_worker import _peak_rss_bytes; print(_peak_rss_bytes())"
+    code = "from nx.engine.export._runtime_worker import peak_rss_bytes; print(peak_rss_bytes())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert 10 * 2**20 < int(done.stdout) < 400 * 2**20
     del parent
